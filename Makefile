@@ -1,0 +1,42 @@
+# tgkit: two commands on a fresh machine.
+#   make figures   set up .venv, then batch-reproduce the figures (PROFILE=smoke|quick|full, DATASET=...)
+#   make test      set up .venv, then run the tests
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+SHARED_DATA ?= ../shared/data
+DATASET     ?= cifar10
+# full on a machine with a CUDA GPU, quick otherwise (evaluated when used, after .venv exists)
+PROFILE     ?= $(shell $(PY) -c "import torch; print('full' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
+
+.PHONY: figures test data lab bench wheelhouse clean-runs
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Extract the archives of $(SHARED_DATA) into data/ once (the data README tells how to get the official ones).
+data:
+	@if [ -f $(SHARED_DATA)/cifar10-jpeg.tar.gz ] && [ ! -d data/cifar10 ]; then \
+		echo "extracting $(SHARED_DATA)/cifar10-jpeg.tar.gz into data/"; tar xzf $(SHARED_DATA)/cifar10-jpeg.tar.gz -C data; fi
+	@if [ -f $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz ] && [ ! -d data/tiny-imagenet-200 ]; then \
+		echo "extracting $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz into data/"; tar xzf $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz -C data; fi
+
+figures: $(VENV)/.installed data
+	$(PY) -m tgkit run --profile $(PROFILE) --dataset $(DATASET) --output figures/$(PROFILE)-$(DATASET)-summary.csv
+
+test: $(VENV)/.installed data
+	$(PY) -m pytest
+
+# Training, retraining and scoring throughput on this machine's device (BENCH_ARGS: see --help).
+bench: $(VENV)/.installed
+	$(PY) -m tgkit.bench $(BENCH_ARGS)
+
+# Wheels for an air-gapped GPU node: requirements.txt less torch/torchvision, for PYTHON_VERSION and
+# PLATFORM (defaults in scripts/wheelhouse.sh: the GPU nodes' CPython 3.12, manylinux_2_28_x86_64).
+wheelhouse:
+	scripts/wheelhouse.sh
+
+clean-runs:
+	rm -rf data/runs

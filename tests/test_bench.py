@@ -1,0 +1,69 @@
+"""The benchmark runs end to end on the CPU and reports every number; how fast is never asserted."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from tgkit import bench
+
+TINY = dict(arch="resnet10", width=4, teacher_arch="resnet10", teacher_width=4, batch_size=8, steps=2, warmup=1,
+            rounds=2, device="cpu", train_images=32, eval_images=16)
+SETTINGS = ["device", "torch", "student", "teacher", "batch_size", "autocast", "channels_last", "compile",
+            "cudnn_benchmark", "sparsity", "steps", "rounds"]
+MEASUREMENTS = ["dense_img_s", "masked_img_s", "masked_overhead_pct", "enforcer_ms", "kd_img_s", "warmup_s",
+                "score_s_per_50k", "score_images", "eval_img_s"]
+
+
+@pytest.fixture(scope="module")
+def tiny_table():
+    return bench.run_bench(bench.BenchConfig(**TINY))
+
+
+def test_one_row_with_every_setting_and_measurement(tiny_table):
+    assert list(tiny_table.columns) == SETTINGS + MEASUREMENTS
+    assert len(tiny_table) == 1
+    row = tiny_table.iloc[0]
+    assert row["device"].startswith("cpu")
+    assert row["torch"] == torch.__version__
+    assert row["student"] == "resnet10 width 4"
+    assert row["batch_size"] == 8
+    # as in train.fit, autocast, channels_last and compile are CUDA-only
+    assert (row["autocast"], row["channels_last"], row["compile"]) == ("off (fp32)", "off", "off")
+    assert row["score_images"] == TINY["steps"] * TINY["batch_size"]
+    for column in MEASUREMENTS:
+        assert math.isfinite(row[column]), column
+    for column in ("dense_img_s", "masked_img_s", "kd_img_s", "score_s_per_50k", "eval_img_s"):
+        assert row[column] > 0, column
+
+
+def test_report_has_a_line_per_entry(tiny_table):
+    lines = bench.format_report(tiny_table).splitlines()
+    assert [line.split("  ")[0].strip() for line in lines] == [label for label, _ in bench.REPORT_LINES]
+    assert any(line.startswith("scoring") and "extrapolated from 16" in line for line in lines)
+
+
+def test_defaults_follow_the_device():
+    cpu = bench.BenchConfig(device="cpu").resolved()
+    assert (cpu.width, cpu.teacher_arch) == (16, "resnet18")
+    cuda = bench.BenchConfig(device="cuda", width=32).resolved()  # resolving touches no GPU
+    assert (cuda.width, cuda.teacher_arch, cuda.teacher_width, cuda.batch_size) == (32, "resnet50", 64, 512)
+
+
+def test_the_masks_enforced_are_global_magnitude_masks_at_the_sparsity_asked():
+    model = bench.build_model("resnet10", 10, width=4)
+    enforcer = bench.masked_enforcer(model, 0.9)
+    kept = sum(int(keep.sum()) for keep in enforcer.keep)
+    total = sum(keep.numel() for keep in enforcer.keep)
+    assert 1 - kept / total == pytest.approx(0.9, abs=1e-3)
+    for parameter, keep in zip(enforcer.parameters, enforcer.keep):
+        assert torch.count_nonzero(parameter.detach()[keep == 0]) == 0, "the student must be pruned"
+
+
+def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys):
+    csv = tmp_path / "bench.csv"
+    bench.main(["--device", "cpu", "--arch", "resnet10", "--width", "4", "--teacher-arch", "resnet10",
+                "--teacher-width", "4", "--batch-size", "8", "--steps", "2", "--csv", str(csv)])
+    printed = capsys.readouterr().out
+    assert "train masked" in printed and "retrain with KD" in printed and "s per 50,000 images" in printed
+    assert list(pd.read_csv(csv).columns) == SETTINGS + MEASUREMENTS

@@ -1,0 +1,137 @@
+"""The latency comparison on synthetic timings with known answers, and on a tiny real COLT run."""
+import pytest
+import torch
+
+from tgkit import colt, data, latency
+from tgkit.profiles import ModelSpec
+from tgkit.train import TrainConfig
+
+GPU = "NVIDIA H100"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks on a CPU shared with other jobs: a second intra-op thread only waits for a core,
+    and makes these tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+# As Experiment.timings records them: the teacher was trained now and read back once more from the
+# cache; the student and the scores come from an earlier process; two sparsities were pruned now.
+TIMINGS = [
+    {"stage": "teacher", "seconds": 100.0, "cached": False, "device": GPU},
+    {"stage": "student", "seconds": 50.0, "cached": True, "device": GPU},
+    {"stage": "teacher", "seconds": 100.0, "cached": True, "device": GPU},
+    {"stage": "scores-teacher_guided", "seconds": 10.0, "cached": True, "device": GPU},
+    {"stage": "pruned", "seconds": 45.0, "cached": False, "device": GPU},
+    {"stage": "pruned", "seconds": 47.5, "cached": False, "device": GPU},
+]
+PRUNED = {"seconds": 45.0, "pruning_seconds": 5.0, "sparsity_all": 0.9, "sparsity_prunable": 0.93,
+          "test_accuracy": 0.91}
+
+
+def colt_result(device=GPU) -> dict:
+    rounds = [  # round 0 trains; round 1 prunes, merges, trains; round 2 lands and trains nothing
+        {"round": 0, "training_seconds": 60.0, "pruning_seconds": 0.0, "merge_seconds": 0.0, "cached": True},
+        {"round": 1, "training_seconds": 60.0, "pruning_seconds": 2.0, "merge_seconds": 1.0, "cached": False},
+        {"round": 2, "training_seconds": 0.0, "pruning_seconds": 2.0, "merge_seconds": 1.0, "cached": False},
+    ]
+    for record in rounds:
+        record["device"] = device
+    ticket = {"seconds": 80.0, "cached": False, "device": GPU, "sparsity_all": 0.9, "sparsity_prunable": 0.93,
+              "test_accuracy": 0.85}
+    return {"method": "COLT (P=2)", "rounds": rounds, "ticket": ticket}
+
+
+@pytest.fixture
+def table():
+    return latency.latency_table(latency.one_shot_stages(TIMINGS, PRUNED), latency.colt_stages(colt_result()))
+
+
+def test_one_shot_stages_split_pruning_from_retraining_and_say_where_they_come_from(table):
+    one_shot = table[table["method"] == "one-shot"].set_index("stage")
+    assert one_shot["seconds"].to_dict() == {"teacher training": 100.0, "dense student": 50.0, "scoring": 10.0,
+                                             "pruning": 5.0, "retraining": 40.0}
+    assert one_shot.loc["teacher training", "source"] == latency.MEASURED_NOW  # computed once, read back once
+    assert one_shot.loc["dense student", "source"] == latency.FROM_CACHE
+    assert one_shot.loc["scoring", "source"] == latency.FROM_CACHE
+    assert one_shot.loc["retraining", "source"] == latency.MEASURED_NOW
+    assert one_shot["includes"].str.len().gt(0).all()
+
+
+def test_colt_stages_list_every_round_and_the_ticket(table):
+    rows = table[table["method"] == "COLT (P=2)"]
+    assert list(zip(rows["stage"], rows["round"].fillna(-1))) == [  # -1: not a round
+        ("round training", 0), ("round training", 1), ("round pruning", 1), ("round merge", 1),
+        ("round pruning", 2), ("round merge", 2), ("ticket training", -1)]
+    assert rows["seconds"].sum() == 206.0
+    assert (rows["source"] == latency.FROM_CACHE).tolist() == [True] + [False] * 6
+    assert list(table.columns) == [*latency.COLUMNS, "minutes"]
+
+
+def test_ratios_with_and_without_the_teacher(table):
+    summary = latency.latency_summary(table, "COLT (P=2)")
+    assert summary["method_seconds"] == 206.0
+    assert summary["baseline_seconds_including_teacher"] == 205.0
+    assert summary["baseline_seconds_excluding_teacher"] == 105.0
+    assert summary["ratio_including_teacher"] == pytest.approx(206 / 205)
+    assert summary["ratio_excluding_teacher"] == pytest.approx(206 / 105)
+    assert summary["all_measured_now"] is False and summary["devices"] == [GPU]
+
+
+def test_stage_totals_are_a_stacked_bar_chart(table):
+    totals = latency.stage_totals(table)
+    assert totals.index.tolist() == ["one-shot", "COLT (P=2)"]
+    assert totals.columns.tolist() == ["teacher training", "dense student", "scoring", "pruning", "retraining",
+                                       "round training", "round pruning", "round merge", "ticket training"]
+    assert totals.loc["COLT (P=2)"].tolist() == [0, 0, 0, 0, 0, 120.0, 4.0, 2.0, 80.0]
+    assert totals.sum(axis=1).tolist() == [205.0, 206.0]
+
+
+def test_a_comparison_across_devices_warns():
+    mixed = latency.latency_table(latency.one_shot_stages(TIMINGS, PRUNED), latency.colt_stages(colt_result("cpu")))
+    with pytest.warns(UserWarning, match="several devices"):
+        summary = latency.latency_summary(mixed, "COLT (P=2)")
+    assert summary["devices"] == [GPU, "cpu"]
+
+
+def test_ambiguous_or_missing_stages_are_refused():
+    two_scorings = TIMINGS + [{"stage": "scores-teacher_guided", "seconds": 12.0, "cached": False, "device": GPU}]
+    with pytest.raises(ValueError, match="several 'scores-teacher_guided'"):
+        latency.one_shot_stages(two_scorings, PRUNED)
+    with pytest.raises(ValueError, match="no 'pruned' stage"):
+        latency.one_shot_stages(TIMINGS, {**PRUNED, "seconds": 44.0})
+    with pytest.raises(ValueError, match="no 'LTH' rows"):
+        latency.latency_summary(latency.latency_table(latency.one_shot_stages(TIMINGS, PRUNED)), "LTH")
+
+
+def test_accuracy_at_the_same_sparsity():
+    table = latency.accuracy_table(PRUNED, colt_result())
+    assert table.to_dict("records") == [
+        {"method": "one-shot", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.91},
+        {"method": "COLT (P=2)", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.85}]
+
+
+def test_the_papers_minutes_are_a_separate_sourced_reference():
+    paper = latency.paper_latency()
+    assert paper["dataset"].tolist() == ["CIFAR-10", "CIFAR-100", "TinyImageNet"]
+    assert paper.loc[0, "ratio"] == pytest.approx(276 / 27.82)
+    assert "arXiv 2511.16653" in paper.attrs["source"]
+    paper.loc[0, "colt_minutes"] = 0.0  # a copy each call: nobody can edit the reference
+    assert latency.paper_latency().loc[0, "colt_minutes"] == 276.0
+
+
+def test_a_real_colt_run_accounts_for_all_its_seconds(tmp_path):
+    torch.manual_seed(0)
+    digits = data.load_dataset("digits", progress=False)
+    config = colt.ColtConfig(model=ModelSpec("smallcnn", 8), target_sparsity=0.3,
+                             round_training=TrainConfig(epochs=1, batch_size=64, lr=0.05),
+                             final_training=TrainConfig(epochs=1, batch_size=64, lr=0.05))
+    result = colt.run_colt(digits, config, folder=tmp_path, device="cpu", progress=False)
+    rows = latency.latency_table(latency.colt_stages(result))
+    assert rows["seconds"].sum() == pytest.approx(result["seconds"])
+    assert (rows["source"] == latency.MEASURED_NOW).all()
+    cached = latency.colt_stages(colt.run_colt(digits, config, folder=tmp_path, device="cpu", progress=False))
+    assert all(row["source"] == latency.FROM_CACHE for row in cached)

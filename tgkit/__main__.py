@@ -1,0 +1,5 @@
+import sys
+
+from tgkit.cli import main
+
+sys.exit(main())

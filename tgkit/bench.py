@@ -1,0 +1,387 @@
+"""Throughput of the kit's training, retraining, scoring and evaluation on this machine.
+
+    python -m tgkit.bench                       # defaults for the device found (CUDA if any)
+    python -m tgkit.bench --compile --csv h100.csv
+
+One run measures, on synthetic CIFAR-shaped data (random uint8 images, 10 classes) fed through the
+real `ImageData.batches` path, so that the augmentation on the device is part of every step:
+
+    train dense      a student training step exactly as `train.fit` takes it (cross-entropy)
+    train masked     the same step with a `MaskEnforcer` around the optimizer step, as `retrain` runs
+                     it, at 90% sparsity (global magnitude masks); and its overhead over dense, in %
+    MaskEnforcer     the enforcer's two calls per step, timed on their own
+    retrain with KD  the masked step plus the teacher's forward pass and the teacher-guided loss
+    scoring          `scorer.teacher_guided_scores` as the pipeline calls it, in seconds per 50,000
+                     images (one CIFAR epoch), extrapolated from the batches measured
+    eval             `train.evaluate`
+
+Warm-up steps, and with them torch.compile's compilation, are not timed; queued GPU work is
+synchronised before every clock read. The three kinds of training step are timed in alternating
+rounds and each reports its median round, so that a machine that slows down or speeds up during the
+run (clocks, another process on a shared CPU) shifts all three alike instead of biasing one.
+
+Defaults follow the device. On CUDA: the full profile's networks (ResNet-18 width 64 student,
+ResNet-50 width 64 teacher) at batch 512. On the CPU: the same student at width 16, a ResNet-18
+width 16 teacher, batch 64 and a few steps, about a minute on 2 cores. As in `train.fit`, bf16
+autocast, channels_last and torch.compile apply on CUDA only.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tgkit import losses, masker, scorer
+from tgkit.data import ImageData
+from tgkit.models import build_model
+from tgkit.pipeline import device_name
+from tgkit.retrainer import MaskEnforcer
+from tgkit.train import (KDConfig, TrainConfig, _autocast, _make_optimizer, _make_schedule, default_device,
+                         evaluate, synchronize)
+
+# One CIFAR-10 training epoch: scoring cost is reported per this many images.
+EPOCH_IMAGES = 50_000
+NUM_CLASSES = 10
+IMAGE_SHAPE = (3, 32, 32)
+# Uniform random pixels have mean 1/2 and std 1/sqrt(12) in [0, 1] units.
+RANDOM_PIXEL_MEAN, RANDOM_PIXEL_STD = 0.5, 12 ** -0.5
+
+# Settings that depend on the device, for the fields a caller leaves at None.
+DEVICE_DEFAULTS = {
+    "cuda": dict(width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10,
+                 eval_images=10_000),
+    "cpu": dict(width=16, teacher_arch="resnet18", teacher_width=16, batch_size=64, steps=2, warmup=1,
+                eval_images=1_024),
+}
+
+
+@dataclass
+class BenchConfig:
+    """What to measure, and how long. Fields left at None take `DEVICE_DEFAULTS` for the device.
+
+    steps: timed steps per round of each kind of training step, and batches of the timed scoring pass.
+    train_images: the synthetic training split; as large as CIFAR-10's, so that the per-epoch work of
+        `Batches` (shuffling, drawing the augmentation) weighs on a step as much as in real training.
+    """
+
+    arch: str = "resnet18"
+    width: int | None = None
+    teacher_arch: str | None = None
+    teacher_width: int | None = None
+    batch_size: int | None = None
+    steps: int | None = None
+    warmup: int | None = None
+    rounds: int = 3
+    sparsity: float = 0.9
+    device: str | None = None
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    cudnn_benchmark: bool = False
+    train_images: int = EPOCH_IMAGES
+    eval_images: int | None = None
+
+    def resolved(self) -> BenchConfig:
+        """A copy with the device chosen and every None field set to that device's default."""
+        device = str(self.device or default_device())
+        defaults = DEVICE_DEFAULTS["cuda" if torch.device(device).type == "cuda" else "cpu"]
+        filled = {name: value for name, value in defaults.items() if getattr(self, name) is None}
+        return dataclasses.replace(self, device=device, **filled)
+
+
+def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0) -> ImageData:
+    """Random uint8 images of CIFAR's shape and random labels of 10 classes; val is the test split."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.randint(0, 256, (count, *IMAGE_SHAPE), dtype=torch.uint8, generator=generator)
+        return images, torch.randint(0, NUM_CLASSES, (count,), generator=generator)
+
+    train_x, train_y = split(train_images)
+    test_x, test_y = split(eval_images)
+    channels = IMAGE_SHAPE[0]
+    return ImageData("synthetic-cifar", [str(c) for c in range(NUM_CLASSES)], train_x, train_y, test_x, test_y,
+                     test_x, test_y, mean=(RANDOM_PIXEL_MEAN,) * channels, std=(RANDOM_PIXEL_STD,) * channels)
+
+
+def first_images(data: ImageData, split: str, count: int) -> ImageData:
+    """`data` with only the first `count` images of `split`."""
+    return dataclasses.replace(data, **{f"{split}_x": getattr(data, f"{split}_x")[:count],
+                                        f"{split}_y": getattr(data, f"{split}_y")[:count]})
+
+
+class StepRunner:
+    """One kind of training step, set up the way `train.fit` sets up its loop and taken the way it takes it.
+
+    `train.fit` has no step function of its own to call, so `__init__` and `step` repeat its code line
+    for line: keep them in sync with it.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int, *,
+                 teacher: nn.Module | None = None, kd: KDConfig | None = None,
+                 enforcer: MaskEnforcer | None = None):
+        fast = device.type == "cuda"
+        self.memory_format = torch.channels_last if fast and config.channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.teacher = None if teacher is None else teacher.to(device).eval().to(memory_format=self.memory_format)
+        self.step_model = torch.compile(self.model) if fast and config.compile else self.model
+        self.optimizer = _make_optimizer(self.model, config)
+        self.schedule = _make_schedule(self.optimizer, config, steps_per_epoch)
+        self.enforcer = enforcer
+        if enforcer is not None:
+            enforcer.attach(self.optimizer)
+        self.kd = kd or KDConfig()
+        self.device, self.amp = device, config.amp
+        self.step_model.train()
+        self.totals = torch.zeros(4, device=device)  # loss, ce, kd, correct: fit sums these every step
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        device, kd = self.device, self.kd
+        with _autocast(device, self.amp):
+            logits = self.step_model(x)
+            if self.teacher is None:
+                loss = F.cross_entropy(logits.float(), y)
+                parts = (loss, loss, torch.zeros((), device=device))
+            else:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(x)
+                terms = losses.teacher_guided_loss(logits.float(), teacher_logits.float(), y, alpha=kd.alpha,
+                                                   temperature=kd.temperature, beta=kd.beta, order=kd.order)
+                loss = terms["total"]
+                parts = (loss, terms["ce"], terms["kd"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.enforcer is not None:
+            self.enforcer.before_step()
+        self.optimizer.step()
+        self.schedule.step()
+        if self.enforcer is not None:
+            self.enforcer.after_step()
+        with torch.no_grad():
+            self.totals += torch.stack([p.detach().float() * len(y) for p in parts]
+                                       + [(logits.argmax(1) == y).sum().float()])
+
+
+def endless_batches(data: ImageData, batch_size: int, device: torch.device,
+                    channels_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Training batches epoch after epoch, each epoch asked of `data.batches` as `train.fit` asks it."""
+    epoch = 0
+    while True:
+        yield from data.batches("train", batch_size, device=device, seed=epoch, channels_last=channels_last)
+        epoch += 1
+
+
+def timed(work: Callable[[], object], device: torch.device) -> float:
+    """Seconds that `work()` takes, queued GPU work included."""
+    synchronize(device)
+    started = time.perf_counter()
+    work()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def run_steps(runner: StepRunner, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], count: int) -> None:
+    for _ in range(count):
+        runner.step(*next(batches))
+
+
+def magnitude_masks(model: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """Global magnitude masks over the prunable weights: a realistic pattern at negligible cost."""
+    return masker.global_masks(scorer.magnitude_scores(model), sparsity)
+
+
+def masked_enforcer(model: nn.Module, sparsity: float) -> MaskEnforcer:
+    """Prune `model` in place and return its enforcer, made the way `retrain` makes it."""
+    masks = magnitude_masks(model, sparsity)
+    masker.apply_masks(model, masks)
+    return MaskEnforcer(model, masks)
+
+
+def time_training_steps(config: BenchConfig, data: ImageData, device: torch.device,
+                        say: Callable[[str], None]) -> dict:
+    """Images/s of dense, masked and KD steps (median of alternating rounds), the masked overhead, and
+    the enforcer's own cost per step."""
+    steps_per_epoch = len(data.batches("train", config.batch_size))
+    total_steps = config.warmup + config.rounds * config.steps
+    train_config = TrainConfig(epochs=math.ceil(total_steps / steps_per_epoch) + 1, batch_size=config.batch_size,
+                               amp=config.amp, channels_last=config.channels_last, compile=config.compile)
+    student = build_model(config.arch, NUM_CLASSES, width=config.width)
+    teacher = build_model(config.teacher_arch, NUM_CLASSES, width=config.teacher_width)
+    # The pipeline hands `retrain` a student already on the device, so its enforcer is made there.
+    pruned = copy.deepcopy(student).to(device)
+    pruned_for_kd = copy.deepcopy(student).to(device)
+    runners = {
+        "dense": StepRunner(student, train_config, device, steps_per_epoch),
+        "masked": StepRunner(pruned, train_config, device, steps_per_epoch,
+                             enforcer=masked_enforcer(pruned, config.sparsity)),
+        "kd": StepRunner(pruned_for_kd, train_config, device, steps_per_epoch, teacher=teacher,
+                         enforcer=masked_enforcer(pruned_for_kd, config.sparsity)),
+    }
+    channels_last = runners["dense"].memory_format == torch.channels_last
+    batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
+
+    say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
+    warmup_seconds = sum(timed(lambda: run_steps(runner, batches[kind], config.warmup), device)
+                         for kind, runner in runners.items())
+    seconds = {kind: [] for kind in runners}
+    for round_index in range(config.rounds):
+        say(f"round {round_index + 1}/{config.rounds}: {config.steps} steps of each kind")
+        for kind, runner in runners.items():
+            seconds[kind].append(timed(lambda: run_steps(runner, batches[kind], config.steps), device))
+
+    images = config.steps * config.batch_size
+    enforcer = runners["masked"].enforcer
+
+    def enforce_repeatedly() -> None:
+        for _ in range(config.steps):
+            enforcer.before_step()
+            enforcer.after_step()
+
+    enforcer_seconds = timed(enforce_repeatedly, device)
+    return {
+        "dense_img_s": images / statistics.median(seconds["dense"]),
+        "masked_img_s": images / statistics.median(seconds["masked"]),
+        # paired by round: both kinds of a round ran under the same conditions
+        "masked_overhead_pct": 100 * statistics.median(m / d - 1 for m, d in zip(seconds["masked"], seconds["dense"])),
+        "enforcer_ms": 1000 * enforcer_seconds / config.steps,
+        "kd_img_s": images / statistics.median(seconds["kd"]),
+        "warmup_s": warmup_seconds,
+    }
+
+
+def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> dict:
+    """Seconds of teacher-guided scoring per 50,000 images, extrapolated from `config.steps` batches.
+
+    Called as the pipeline calls it: fresh networks on the device, default memory format, the
+    training split's batches. One batch beforehand warms the same path up.
+    """
+    student = build_model(config.arch, NUM_CLASSES, width=config.width).to(device)
+    teacher = build_model(config.teacher_arch, NUM_CLASSES, width=config.teacher_width).to(device).eval()
+
+    def score(images: int) -> None:
+        batches = first_images(data, "train", images).batches("train", config.batch_size, device=device)
+        scorer.teacher_guided_scores(student, teacher, batches, epochs=1, progress=False)
+
+    score(config.batch_size)
+    images = config.steps * config.batch_size
+    seconds = timed(lambda: score(images), device)
+    return {"score_s_per_50k": seconds / images * EPOCH_IMAGES, "score_images": images}
+
+
+def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) -> dict:
+    """Images/s of `train.evaluate` on the test split, after one warm-up batch."""
+    model = build_model(config.arch, NUM_CLASSES, width=config.width).to(device)
+    evaluate(model, first_images(data, "test", config.batch_size), "test", device=device)
+    seconds = timed(lambda: evaluate(model, data, "test", device=device), device)
+    return {"eval_img_s": config.eval_images / seconds}
+
+
+def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] = lambda message: None) -> pd.DataFrame:
+    """Measure everything (see the module docstring) and return one row: the settings, then the numbers."""
+    config = (config or BenchConfig()).resolved()
+    device = torch.device(config.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    say(f"making {config.train_images:,} + {config.eval_images:,} synthetic images on {device}")
+    data = synthetic_cifar(config.train_images, config.eval_images).to(device)
+    row = {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "student": f"{config.arch} width {config.width}",
+        "teacher": f"{config.teacher_arch} width {config.teacher_width}",
+        "batch_size": config.batch_size,
+        "autocast": "bf16" if cuda and config.amp else "off (fp32)",
+        "channels_last": on_off(cuda and config.channels_last),
+        "compile": on_off(cuda and config.compile),
+        "cudnn_benchmark": on_off(cuda and config.cudnn_benchmark),
+        "sparsity": config.sparsity,
+        "steps": config.steps,
+        "rounds": config.rounds,
+    }
+    row |= time_training_steps(config, data, device, say)
+    say("timing teacher-guided scoring")
+    row |= time_scoring(config, data, device)
+    say("timing evaluation")
+    row |= time_evaluation(config, data, device)
+    return pd.DataFrame([row])
+
+
+def on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+# The printed report, top to bottom: a label, and a template filled from the row.
+REPORT_LINES = (
+    ("device", "{device}"),
+    ("torch", "{torch}"),
+    ("student / teacher", "{student} / {teacher}"),
+    ("batch size", "{batch_size}"),
+    ("autocast", "{autocast}"),
+    ("channels_last", "{channels_last}"),
+    ("torch.compile", "{compile}"),
+    ("cudnn.benchmark", "{cudnn_benchmark}"),
+    ("timed", "{rounds} rounds x {steps} steps of each kind, median round"),
+    ("train dense", "{dense_img_s:10,.0f} images/s"),
+    ("train masked", "{masked_img_s:10,.0f} images/s   ({sparsity:.0%} sparse, MaskEnforcer)"),
+    ("masked overhead", "{masked_overhead_pct:+10.1f} % time per step"),
+    ("MaskEnforcer alone", "{enforcer_ms:10.2f} ms per step"),
+    ("retrain with KD", "{kd_img_s:10,.0f} images/s   (masked + teacher forward + teacher-guided loss)"),
+    ("scoring", "{score_s_per_50k:10,.1f} s per 50,000 images (extrapolated from {score_images:,} measured)"),
+    ("eval", "{eval_img_s:10,.0f} images/s"),
+    ("warm-up", "{warmup_s:10.1f} s (not timed above; torch.compile's compilation included)"),
+)
+
+
+def format_report(table: pd.DataFrame) -> str:
+    """The first row of `run_bench`'s table as aligned `label  value` lines."""
+    row = table.iloc[0].to_dict()
+    width = max(len(label) for label, _ in REPORT_LINES)
+    return "\n".join(f"{label:<{width}}  {template.format(**row)}" for label, template in REPORT_LINES)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tgkit.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", default="resnet18", help="student architecture (default resnet18)")
+    parser.add_argument("--width", type=int, help="student width (default 64 on CUDA, 16 on the CPU)")
+    parser.add_argument("--teacher-arch", help="teacher architecture (default resnet50 on CUDA, resnet18 on the CPU)")
+    parser.add_argument("--teacher-width", type=int, help="teacher width (default 64 on CUDA, 16 on the CPU)")
+    parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 64 on the CPU")
+    parser.add_argument("--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 2 on the CPU)")
+    parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the student (CUDA only, as in fit)")
+    parser.add_argument("--no-amp", dest="amp", action="store_false", help="train in fp32 instead of bf16 autocast")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="keep the default memory format on CUDA")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN time its algorithms for each shape (not what fit does today)")
+    parser.add_argument("--csv", metavar="PATH", help="also write the table's row to this CSV file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    args = parse_args(argv)
+    config = BenchConfig(arch=args.arch, width=args.width, teacher_arch=args.teacher_arch,
+                         teacher_width=args.teacher_width, batch_size=args.batch_size, steps=args.steps,
+                         device=args.device, amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, cudnn_benchmark=args.cudnn_benchmark)
+    table = run_bench(config, say=lambda message: print(message, file=sys.stderr, flush=True))
+    print(format_report(table))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return table
+
+
+if __name__ == "__main__":
+    main()

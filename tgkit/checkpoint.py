@@ -1,0 +1,64 @@
+"""Atomic, verifiable files for everything a run writes (checkpoints, scores, masks, tables).
+
+A file is written to a temporary name in the same folder and moved into place with `os.replace`,
+which is atomic on POSIX: a run killed half-way leaves either the old file or the new one, never a
+truncated one. Loading wraps every failure in a `CheckpointError` that names the file and the fix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or cached result could not be read."""
+
+
+def _write_atomically(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save` `obj` to `path` atomically."""
+    return _write_atomically(Path(path), lambda handle: torch.save(obj, handle))
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write `text` (UTF-8) to `path` atomically."""
+    return _write_atomically(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Write `obj` as indented JSON to `path` atomically."""
+    return write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """Load a file written by `save_atomic`; a missing or unreadable file raises `CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; run the stage that writes it first.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or was not written by tgkit ({type(error).__name__}: {error}). "
+            f"Move it away or delete it and run again: the stage that wrote it will be recomputed."
+        ) from error

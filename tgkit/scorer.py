@@ -1,0 +1,269 @@
+"""Importance scores for one-shot pruning: teacher-guided, and the baselines behind the same interface.
+
+Teacher-guided importance (method.md section 3). The student sees E epochs of training batches with
+the total teacher-guided loss L (see `tgkit.losses`); nothing is updated. Per mini-batch t and weight W
+
+    g_t = |W * dL/dW|        variant "taylor" (default): first-order estimate of the loss change
+                             when W is set to zero
+    g_t = |dL/dW|            variant "grad_abs"   (earlier versions of the authors' code)
+    g_t = (dL/dW)^2          variant "grad_sq"
+
+and the score is the bias-corrected exponential moving average of g_t over all batches (m = 0.9):
+
+    S_0 = 0,   S_t = m * S_{t-1} + (1 - m) * g_t,   score = S_N / (1 - m^N)
+
+Baselines: SNIP |W * dCE/dW| (the same machinery with cross-entropy and no teacher), magnitude |W|,
+and seeded uniform random scores. Every scorer returns name -> float32 CPU tensor shaped like the
+parameter, for `tgkit.masker.global_masks`; the default parameters are
+`tgkit.masker.prunable_parameters(model)`.
+
+Scoring leaves the student exactly as it found it: parameters untouched (gradients are taken with
+`torch.autograd.grad`, so no `.grad` is ever written and nothing steps), BatchNorm running statistics
+restored, training and requires_grad flags restored.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from tgkit.losses import check_loss_settings, confidence_beta, evaluating, teacher_guided_loss
+from tgkit.masker import prunable_parameters
+
+Batches = Iterable[tuple[Tensor, Tensor]]
+
+
+class BiasCorrectedEMA:
+    """Exponential moving average with Adam's bias correction.
+
+        S_0 = 0,   S_t = m * S_{t-1} + (1 - m) * g_t,   value = S_t / (1 - m^t)
+
+    Starting from zero shrinks S_t by exactly 1 - m^t, the sum of the weights (1 - m) * m^(t-i) it
+    gives g_1..g_t; dividing by it makes `value` a proper weighted average: a constant g gives back g
+    after any number of steps, and few batches are not biased towards zero. (Starting from S_1 = g_1
+    instead, as the authors' code does, makes the same correction wrong.)
+    """
+
+    def __init__(self, momentum: float = 0.9):
+        _check_momentum(momentum)
+        self.momentum = momentum
+        self.steps = 0
+        self._average: Tensor | None = None
+
+    def update(self, sample: Tensor) -> None:
+        """S_t = m * S_{t-1} + (1 - m) * g_t"""
+        if self._average is None:
+            self._average = torch.zeros_like(sample)
+        self._average.mul_(self.momentum).add_(sample, alpha=1 - self.momentum)
+        self.steps += 1
+
+    @property
+    def value(self) -> Tensor:
+        """S_t / (1 - m^t)"""
+        if self.steps == 0:
+            raise ValueError("the moving average has no samples yet.")
+        return self._average / (1 - self.momentum**self.steps)
+
+
+def _taylor(weight: Tensor, grad: Tensor) -> Tensor:
+    """|W * dL/dW|"""
+    return (weight * grad).abs()
+
+
+def _grad_abs(weight: Tensor, grad: Tensor) -> Tensor:
+    """|dL/dW|"""
+    return grad.abs()
+
+
+def _grad_sq(weight: Tensor, grad: Tensor) -> Tensor:
+    """(dL/dW)^2"""
+    return grad * grad
+
+
+SALIENCIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"taylor": _taylor, "grad_abs": _grad_abs, "grad_sq": _grad_sq}
+
+
+def teacher_guided_scores(
+    student: nn.Module,
+    teacher: nn.Module,
+    batches: Batches,
+    *,
+    epochs: int = 3,
+    ema: float = 0.9,
+    alpha: float = 0.7,
+    temperature: float = 3.0,
+    beta: float | str = 0.5,
+    order: str = "paper",
+    variant: str = "taylor",
+    params: dict[str, nn.Parameter] | None = None,
+    progress: bool = True,
+) -> dict[str, Tensor]:
+    """Bias-corrected EMA of the saliency of the total teacher-guided loss over `epochs` passes.
+
+        L = alpha * T^2 * CA-KLD(z_s, z_t) + (1 - alpha) * CE(z_s, y),   g_t = |W * dL/dW| (variant "taylor")
+
+    `batches`: a re-iterable of (inputs, targets) on the student's device. beta="confidence" first
+    measures the teacher's mean true-class probability over `batches` (`confidence_beta`). The
+    teacher runs in eval mode under no_grad and is given back in its modes; the student runs in
+    train mode (batch statistics, as in training) and is given back exactly as found.
+    """
+    confidence = isinstance(beta, str) and beta == "confidence"
+    _check_accumulation_settings(epochs, ema, variant)
+    # any valid beta stands in for the measured one, so that bad settings fail before the teacher's pass
+    check_loss_settings(alpha, temperature, 0.5 if confidence else beta, order)
+    _check_reiterable(batches, passes=epochs + 1 if confidence else epochs)
+    if confidence:
+        beta = confidence_beta(teacher, batches)
+
+    def total_loss(inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.no_grad():
+            teacher_logits = teacher(inputs)
+        return teacher_guided_loss(student(inputs), teacher_logits, targets, alpha, temperature, beta, order)["total"]
+
+    with evaluating(teacher):
+        return _accumulate_saliency(student, batches, total_loss, epochs=epochs, ema=ema, variant=variant,
+                                    params=params, progress=progress, description="teacher-guided scores")
+
+
+def snip_scores(
+    model: nn.Module,
+    batches: Batches,
+    *,
+    epochs: int = 1,
+    ema: float = 0.9,
+    params: dict[str, nn.Parameter] | None = None,
+    progress: bool = True,
+) -> dict[str, Tensor]:
+    """SNIP-style connection sensitivity |W * dCE/dW|, averaged like the teacher-guided score; no teacher."""
+    _check_accumulation_settings(epochs, ema, "taylor")
+    _check_reiterable(batches, passes=epochs)
+
+    def cross_entropy(inputs: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(model(inputs), targets)
+
+    return _accumulate_saliency(model, batches, cross_entropy, epochs=epochs, ema=ema, variant="taylor",
+                                params=params, progress=progress, description="SNIP scores")
+
+
+def magnitude_scores(model: nn.Module, params: dict[str, nn.Parameter] | None = None) -> dict[str, Tensor]:
+    """|W|: the classic magnitude criterion."""
+    params = prunable_parameters(model) if params is None else params
+    return {name: param.detach().abs().to(device="cpu", dtype=torch.float32) for name, param in params.items()}
+
+
+def random_scores(model: nn.Module, seed: int = 0, params: dict[str, nn.Parameter] | None = None) -> dict[str, Tensor]:
+    """Uniform [0, 1) scores from a private generator: the same seed gives the same masks, whatever
+    the global random state."""
+    params = prunable_parameters(model) if params is None else params
+    generator = torch.Generator().manual_seed(seed)
+    return {name: torch.rand(param.shape, generator=generator) for name, param in params.items()}
+
+
+SCORERS: dict[str, Callable[..., dict[str, Tensor]]] = {
+    "teacher_guided": teacher_guided_scores,
+    "snip": snip_scores,
+    "magnitude": magnitude_scores,
+    "random": random_scores,
+}
+
+
+def _accumulate_saliency(
+    model: nn.Module,
+    batches: Batches,
+    loss_of: Callable[[Tensor, Tensor], Tensor],
+    *,
+    epochs: int,
+    ema: float,
+    variant: str,
+    params: dict[str, nn.Parameter] | None,
+    progress: bool,
+    description: str,
+) -> dict[str, Tensor]:
+    """The loop every gradient-based scorer shares: per batch, the saliency of `loss_of(inputs, targets)`
+    for each parameter, folded into a bias-corrected EMA; the model is given back exactly as found."""
+    params = prunable_parameters(model) if params is None else params
+    _check_parameters_of(model, params)
+    saliency = SALIENCIES[variant]
+    weights = list(params.values())
+    averages = [BiasCorrectedEMA(ema) for _ in weights]
+    with _left_as_found(model), torch.enable_grad():
+        model.train()
+        for weight in weights:
+            weight.requires_grad_(True)
+        for inputs, targets in tqdm(_repeat(batches, epochs), total=_passes_length(batches, epochs),
+                                    desc=description, disable=not progress):
+            grads = torch.autograd.grad(loss_of(inputs, targets), weights)
+            for average, weight, grad in zip(averages, weights, grads):
+                average.update(saliency(weight.detach(), grad))
+    if averages[0].steps == 0:
+        raise ValueError("scoring got no batches: pass a non-empty re-iterable of (inputs, targets).")
+    return {name: average.value.to(device="cpu", dtype=torch.float32) for name, average in zip(params, averages)}
+
+
+@contextmanager
+def _left_as_found(model: nn.Module) -> Iterator[nn.Module]:
+    """Give `model` back with its buffers bit-identical and its training and requires_grad flags as they were.
+
+    Parameters need no copy: gradients come from `torch.autograd.grad` and nothing steps. Buffers
+    do: a train-mode forward moves BatchNorm's running statistics and num_batches_tracked.
+    """
+    buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+    training = [(module, module.training) for module in model.modules()]
+    requires_grad = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, was_training in training:
+            module.training = was_training
+        for param, flag in requires_grad:
+            param.requires_grad_(flag)
+
+
+def _repeat(batches: Batches, epochs: int) -> Iterator[tuple[Tensor, Tensor]]:
+    for _ in range(epochs):
+        yield from batches
+
+
+def _passes_length(batches: Batches, epochs: int) -> int | None:
+    try:
+        return epochs * len(batches)
+    except TypeError:  # an iterable without a length: the bar counts without a total
+        return None
+
+
+def _check_accumulation_settings(epochs: int, ema: float, variant: str) -> None:
+    if variant not in SALIENCIES:
+        raise ValueError(f"variant must be one of {tuple(SALIENCIES)}, got {variant!r}.")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}.")
+    _check_momentum(ema)
+
+
+def _check_momentum(momentum: float) -> None:
+    if isinstance(momentum, str) or not 0 <= momentum < 1:
+        raise ValueError(f"ema momentum must be in [0, 1) (the paper uses 0.9), got {momentum!r}.")
+
+
+def _check_reiterable(batches: Batches, passes: int) -> None:
+    # asking for a fresh iterator could start loader workers, so look at the type instead
+    if passes > 1 and isinstance(batches, Iterator):
+        raise ValueError(
+            "batches is a one-shot iterator but scoring passes over it more than once; pass a list or a "
+            "re-iterable batches object (e.g. ImageData.batches(...))."
+        )
+
+
+def _check_parameters_of(model: nn.Module, params: dict[str, nn.Parameter]) -> None:
+    if not params:
+        raise ValueError("no parameters to score: params is empty (is the prunable set empty for this model?).")
+    own = {id(param) for param in model.parameters()}
+    foreign = [name for name, param in params.items() if id(param) not in own]
+    if foreign:
+        raise ValueError(f"params {foreign} are not parameters of the scored model.")
