@@ -14,6 +14,7 @@ PROFILE     ?= $(shell $(PY) -c "import torch; print('full' if torch.cuda.is_ava
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # Extract the archives of $(SHARED_DATA) into data/ once (the data README tells how to get the official ones).

@@ -22,7 +22,7 @@ run (clocks, another process on a shared CPU) shifts all three alike instead of 
 
 Defaults follow the device. On CUDA: the full profile's networks (ResNet-18 width 64 student,
 ResNet-50 width 64 teacher) at batch 512. On the CPU: the same student at width 16, a ResNet-18
-width 16 teacher, batch 64 and a few steps, about a minute on 2 cores. As in `train.fit`, bf16
+width 16 teacher, batch 128 and a few steps: half a minute on 2 idle cores. As in `train.fit`, bf16
 autocast, channels_last and torch.compile apply on CUDA only.
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ RANDOM_PIXEL_MEAN, RANDOM_PIXEL_STD = 0.5, 12 ** -0.5
 DEVICE_DEFAULTS = {
     "cuda": dict(width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10,
                  eval_images=10_000),
-    "cpu": dict(width=16, teacher_arch="resnet18", teacher_width=16, batch_size=64, steps=2, warmup=1,
+    "cpu": dict(width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1,
                 eval_images=1_024),
 }
 
@@ -115,10 +115,14 @@ def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0) -> Image
                      test_x, test_y, mean=(RANDOM_PIXEL_MEAN,) * channels, std=(RANDOM_PIXEL_STD,) * channels)
 
 
-def first_images(data: ImageData, split: str, count: int) -> ImageData:
-    """`data` with only the first `count` images of `split`."""
-    return dataclasses.replace(data, **{f"{split}_x": getattr(data, f"{split}_x")[:count],
-                                        f"{split}_y": getattr(data, f"{split}_y")[:count]})
+def first_training_images(data: ImageData, count: int) -> ImageData:
+    """`data` with only the first `count` training images."""
+    return dataclasses.replace(data, train_x=data.train_x[:count], train_y=data.train_y[:count])
+
+
+def fit_memory_format(device: torch.device, channels_last: bool) -> torch.memory_format:
+    """The memory format `train.fit` gives networks and batches: channels_last on CUDA if asked."""
+    return torch.channels_last if device.type == "cuda" and channels_last else torch.contiguous_format
 
 
 class StepRunner:
@@ -129,19 +133,18 @@ class StepRunner:
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int, *,
-                 teacher: nn.Module | None = None, kd: KDConfig | None = None,
-                 enforcer: MaskEnforcer | None = None):
-        fast = device.type == "cuda"
-        self.memory_format = torch.channels_last if fast and config.channels_last else torch.contiguous_format
-        self.model = model.to(device, memory_format=self.memory_format)
-        self.teacher = None if teacher is None else teacher.to(device).eval().to(memory_format=self.memory_format)
-        self.step_model = torch.compile(self.model) if fast and config.compile else self.model
+                 teacher: nn.Module | None = None, enforcer: MaskEnforcer | None = None):
+        memory_format = fit_memory_format(device, config.channels_last)
+        self.model = model.to(device, memory_format=memory_format)
+        self.teacher = None if teacher is None else teacher.to(device).eval().to(memory_format=memory_format)
+        compiled = device.type == "cuda" and config.compile
+        self.step_model = torch.compile(self.model) if compiled else self.model
         self.optimizer = _make_optimizer(self.model, config)
         self.schedule = _make_schedule(self.optimizer, config, steps_per_epoch)
         self.enforcer = enforcer
         if enforcer is not None:
             enforcer.attach(self.optimizer)
-        self.kd = kd or KDConfig()
+        self.kd = KDConfig()  # the teacher-guided loss's defaults, as the pipeline's retraining uses them
         self.device, self.amp = device, config.amp
         self.step_model.train()
         self.totals = torch.zeros(4, device=device)  # loss, ce, kd, correct: fit sums these every step
@@ -212,7 +215,7 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
                         say: Callable[[str], None]) -> dict:
     """Images/s of dense, masked and KD steps (median of alternating rounds), the masked overhead, and
     the enforcer's own cost per step."""
-    steps_per_epoch = len(data.batches("train", config.batch_size))
+    steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
     total_steps = config.warmup + config.rounds * config.steps
     train_config = TrainConfig(epochs=math.ceil(total_steps / steps_per_epoch) + 1, batch_size=config.batch_size,
                                amp=config.amp, channels_last=config.channels_last, compile=config.compile)
@@ -228,7 +231,7 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
         "kd": StepRunner(pruned_for_kd, train_config, device, steps_per_epoch, teacher=teacher,
                          enforcer=masked_enforcer(pruned_for_kd, config.sparsity)),
     }
-    channels_last = runners["dense"].memory_format == torch.channels_last
+    channels_last = fit_memory_format(device, config.channels_last) == torch.channels_last
     batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
 
     say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
@@ -270,7 +273,7 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
     teacher = build_model(config.teacher_arch, NUM_CLASSES, width=config.teacher_width).to(device).eval()
 
     def score(images: int) -> None:
-        batches = first_images(data, "train", images).batches("train", config.batch_size, device=device)
+        batches = first_training_images(data, images).batches("train", config.batch_size, device=device)
         scorer.teacher_guided_scores(student, teacher, batches, epochs=1, progress=False)
 
     score(config.batch_size)
@@ -280,9 +283,11 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
 
 
 def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) -> dict:
-    """Images/s of `train.evaluate` on the test split, after one warm-up batch."""
-    model = build_model(config.arch, NUM_CLASSES, width=config.width).to(device)
-    evaluate(model, first_images(data, "test", config.batch_size), "test", device=device)
+    """Images/s of `train.evaluate` on the test split, of a student laid out as `train.fit` leaves it;
+    a first, untimed pass warms up the same batch shapes."""
+    memory_format = fit_memory_format(device, config.channels_last)
+    model = build_model(config.arch, NUM_CLASSES, width=config.width).to(device, memory_format=memory_format)
+    evaluate(model, data, "test", device=device)
     seconds = timed(lambda: evaluate(model, data, "test", device=device), device)
     return {"eval_img_s": config.eval_images / seconds}
 
@@ -340,7 +345,7 @@ REPORT_LINES = (
     ("retrain with KD", "{kd_img_s:10,.0f} images/s   (masked + teacher forward + teacher-guided loss)"),
     ("scoring", "{score_s_per_50k:10,.1f} s per 50,000 images (extrapolated from {score_images:,} measured)"),
     ("eval", "{eval_img_s:10,.0f} images/s"),
-    ("warm-up", "{warmup_s:10.1f} s (not timed above; torch.compile's compilation included)"),
+    ("warm-up", "{warmup_s:10.1f} s, untimed above (torch.compile's compilation, if on, is in it)"),
 )
 
 
@@ -357,8 +362,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, help="student width (default 64 on CUDA, 16 on the CPU)")
     parser.add_argument("--teacher-arch", help="teacher architecture (default resnet50 on CUDA, resnet18 on the CPU)")
     parser.add_argument("--teacher-width", type=int, help="teacher width (default 64 on CUDA, 16 on the CPU)")
-    parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 64 on the CPU")
-    parser.add_argument("--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 2 on the CPU)")
+    parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 128 on the CPU")
+    parser.add_argument("--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 3 on the CPU)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student (CUDA only, as in fit)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="train in fp32 instead of bf16 autocast")

@@ -40,9 +40,14 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return _write_atomically(Path(path), lambda handle: torch.save(obj, handle))
 
 
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
+    """Write `data` to `path` atomically."""
+    return _write_atomically(Path(path), lambda handle: handle.write(data))
+
+
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     """Write `text` (UTF-8) to `path` atomically."""
-    return _write_atomically(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+    return write_bytes_atomic(text.encode("utf-8"), path)
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:

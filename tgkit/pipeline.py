@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, replace
 from functools import cached_property
@@ -43,12 +44,13 @@ def device_name(device: torch.device) -> str:
 
 
 class Experiment:
-    """One configuration's run; each method computes its stage once and caches it under `runs_dir`."""
+    """One configuration's run; each method computes its stage once and caches it under `runs_dir`
+    (default: $TGKIT_RUNS, else `<data dir>/runs`)."""
 
     def __init__(self, config: RunConfig, *, runs_dir: str | Path | None = None,
                  device: str | torch.device | None = None, progress: bool = True):
         self.config = config
-        self.runs_dir = Path(runs_dir) if runs_dir else datasets.default_data_dir() / "runs"
+        self.runs_dir = Path(runs_dir or os.environ.get("TGKIT_RUNS") or datasets.default_data_dir() / "runs")
         self.device = torch.device(device) if device else default_device()
         self.progress = progress
         self.timings: list[dict] = []  # one row per stage used by this experiment: seconds, cached or not

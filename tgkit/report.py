@@ -1,0 +1,100 @@
+"""What a notebook leaves behind: figures (PNG and PDF), tables (CSV), and a JSON manifest.
+
+Everything goes to `figures/<profile>/<dataset>/`. The manifest records what is needed to trust and
+repeat the numbers: the git commit, package versions, the device, the profile, the seed, and the
+wall-clock of every stage, timed with `StageClock` (GPU synchronised).
+"""
+from __future__ import annotations
+
+import io
+import platform
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from tgkit import checkpoint
+from tgkit.train import synchronize
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "ipywidgets")
+
+
+def figures_dir(profile: str, dataset: str, root: str | Path | None = None) -> Path:
+    """`<root>/<profile>/<dataset>/` (root: the repo's `figures/`), created if absent."""
+    folder = Path(root or REPO_ROOT / "figures") / profile / dataset.replace(":", "_").replace("/", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_figure(figure, folder: Path, name: str) -> list[Path]:
+    """Save a matplotlib figure as `<name>.png` and `<name>.pdf`, each written atomically."""
+    paths = []
+    for suffix in ("png", "pdf"):
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
+        paths.append(checkpoint.write_bytes_atomic(buffer.getvalue(), folder / f"{name}.{suffix}"))
+    return paths
+
+
+def save_table(table: pd.DataFrame, folder: Path, name: str) -> Path:
+    """Save a table as `<name>.csv`, atomically."""
+    return checkpoint.write_text_atomic(table.to_csv(index=False), folder / f"{name}.csv")
+
+
+class StageClock:
+    """Wall-clock per named stage; `with clock("teacher"): ...` (GPU work is waited for at both ends)."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        synchronize(self.device)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def write_manifest(folder: Path, notebook: str, *, profile: str, dataset: str, seed: int, device: str,
+                   clock: StageClock, config=None, **extra) -> Path:
+    """Write `<notebook>.manifest.json` beside the notebook's figures and tables."""
+    manifest = {
+        "notebook": notebook, "profile": profile, "dataset": dataset, "seed": seed, "device": device,
+        "git_commit": git_commit(), "packages": package_versions(),
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "stage_seconds": clock.seconds, "total_seconds": sum(clock.seconds.values()),
+        "config": asdict(config) if is_dataclass(config) else config, **extra,
+    }
+    return checkpoint.write_json_atomic(manifest, folder / f"{Path(notebook).stem}.manifest.json")
