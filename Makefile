@@ -34,10 +34,10 @@ test: $(VENV)/.installed data
 bench: $(VENV)/.installed
 	$(PY) -m tgkit.bench $(BENCH_ARGS)
 
-# Wheels for an air-gapped GPU node: requirements.txt less torch/torchvision, for PYTHON_VERSION and
-# PLATFORM (defaults in scripts/wheelhouse.sh: the GPU nodes' CPython 3.12, manylinux_2_28_x86_64).
+# Wheels for an air-gapped GPU node: requirements.txt less EXCLUDE (torch torchvision), for the node's
+# PYTHON_VERSION and PLATFORM; defaults and the other settings (TARGET_PYTHON) in scripts/wheelhouse.sh.
 wheelhouse:
-	scripts/wheelhouse.sh
+	bash scripts/wheelhouse.sh
 
 clean-runs:
 	rm -rf data/runs

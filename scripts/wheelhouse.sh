@@ -2,19 +2,23 @@
 # Download the wheels that an air-gapped GPU node needs beyond its own torch and torchvision.
 #
 #   scripts/wheelhouse.sh                    (or: make wheelhouse)
-#   PYTHON_VERSION=3.11 PLATFORM=manylinux2014_x86_64 scripts/wheelhouse.sh
+#   PYTHON_VERSION=3.11 PLATFORM=manylinux_2_28_x86_64 scripts/wheelhouse.sh
 #
-# The list is requirements.txt without torch and torchvision, so the pins stay in one place; it is
-# written next to the wheels as $WHEELHOUSE/requirements.txt, and the node installs from both, offline:
+# The list is requirements.txt less EXCLUDE, so the pins stay in one place. It is written next to the
+# wheels as $WHEELHOUSE/requirements.txt, and the node installs both offline, e.g. beside its torch:
 #
-#   python3 -m pip install --no-index --find-links wheelhouse -r wheelhouse/requirements.txt
+#   python3 -m pip install --no-index --find-links wheelhouse --target /tmp/site -r wheelhouse/requirements.txt
+#   export PYTHONPATH=/tmp/site
 #
 # Settings (environment variables):
 #   PYTHON_VERSION  the node's CPython, major.minor. Default 3.12: the GPU nodes' python3 is 3.12.
 #   PLATFORM        the newest manylinux tag the node's glibc accepts (space-separated for several).
 #                   Default manylinux_2_28_x86_64: the nodes run torch's manylinux_2_28 wheels, so
-#                   their glibc is at least 2.28.
-#   WHEELHOUSE      where the wheels go. Default wheelhouse/ (git-ignored).
+#                   their glibc is at least 2.28. (manylinux2014 is too old for numpy 2.4's wheels.)
+#   EXCLUDE         packages of requirements.txt the node brings itself. Default "torch torchvision".
+#                   Whatever comes back as a dependency of another package keeps its pin.
+#   WHEELHOUSE      where the wheels go; emptied of wheels first, so that it holds one target's set.
+#                   Default wheelhouse/ (git-ignored).
 #   REQUIREMENTS    the pinned list to start from. Default requirements.txt.
 #   TARGET_PYTHON   a CPython of version PYTHON_VERSION here, whose pip downloads. Default
 #                   python$PYTHON_VERSION. It must be that version: pip evaluates environment markers
@@ -25,6 +29,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON_VERSION=${PYTHON_VERSION:-3.12}
 PLATFORM=${PLATFORM:-manylinux_2_28_x86_64}
+EXCLUDE=${EXCLUDE:-torch torchvision}
 WHEELHOUSE=${WHEELHOUSE:-wheelhouse}
 REQUIREMENTS=${REQUIREMENTS:-requirements.txt}
 TARGET_PYTHON=${TARGET_PYTHON:-python$PYTHON_VERSION}
@@ -58,19 +63,19 @@ compatible_platforms() {
         echo "manylinux_2_${minor}_${arch}"
     done
     # the legacy names of manylinux_2_17, _2_12 and _2_5
-    ((glibc_minor >= 17)) && echo "manylinux2014_${arch}"
-    ((glibc_minor >= 12)) && echo "manylinux2010_${arch}"
+    if ((glibc_minor >= 17)); then echo "manylinux2014_${arch}"; fi
+    if ((glibc_minor >= 12)); then echo "manylinux2010_${arch}"; fi
     echo "manylinux1_${arch}"
 }
 
-# requirements.txt less comments, blank lines, and the node's own torch and torchvision.
+# requirements.txt less comments, blank lines and the EXCLUDE'd packages (names compared as PEP 503
+# normalises them: case, and runs of - _ . alike).
 node_requirements() {
+    local excluded
+    excluded=$(tr ' ' '\n' <<<"$EXCLUDE" | sed -E 's/[-_.]+/[-_.]+/g' | paste -sd '|' -)
     sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$REQUIREMENTS" \
-        | grep -v -E '^$|^(torch|torchvision)([^A-Za-z0-9._-]|$)'
+        | grep -v -i -E "^$|^(${excluded:-.^})([^A-Za-z0-9._-]|$)"
 }
-
-mkdir -p "$WHEELHOUSE"
-node_requirements >"$WHEELHOUSE/requirements.txt"
 
 platform_args=()
 for tag in $PLATFORM; do
@@ -79,11 +84,15 @@ for tag in $PLATFORM; do
     done
 done
 
+mkdir -p "$WHEELHOUSE"
+find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' -delete
+node_requirements >"$WHEELHOUSE/requirements.txt"
 echo "downloading wheels for CPython $PYTHON_VERSION on $PLATFORM into $WHEELHOUSE/:"
 sed 's/^/    /' "$WHEELHOUSE/requirements.txt"
 "$TARGET_PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: \
     --implementation cp --python-version "$PYTHON_VERSION" "${platform_args[@]}" \
-    -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt"
+    -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt" -c "$REQUIREMENTS"
 
-echo "$(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1) in $WHEELHOUSE/."
-echo "On the node: python3 -m pip install --no-index --find-links $WHEELHOUSE -r $WHEELHOUSE/requirements.txt"
+echo "$(find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1) in $WHEELHOUSE/."
+echo "On the node: python3 -m pip install --no-index --find-links $WHEELHOUSE --target /tmp/site -r $WHEELHOUSE/requirements.txt"
+echo "             export PYTHONPATH=/tmp/site"

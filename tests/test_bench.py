@@ -1,4 +1,5 @@
 """The benchmark runs end to end on the CPU and reports every number; how fast is never asserted."""
+import dataclasses
 import math
 
 import pandas as pd
@@ -13,6 +14,15 @@ SETTINGS = ["device", "torch", "student", "teacher", "batch_size", "autocast", "
             "cudnn_benchmark", "sparsity", "steps", "rounds"]
 MEASUREMENTS = ["dense_img_s", "masked_img_s", "masked_overhead_pct", "enforcer_ms", "kd_img_s", "warmup_s",
                 "score_s_per_50k", "score_images", "eval_img_s"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tensors this small run slower on several threads, and far slower on a shared, busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +63,28 @@ def test_defaults_follow_the_device():
 def test_the_masks_enforced_are_global_magnitude_masks_at_the_sparsity_asked():
     model = bench.build_model("resnet10", 10, width=4)
     enforcer = bench.masked_enforcer(model, 0.9)
-    kept = sum(int(keep.sum()) for keep in enforcer.keep)
-    total = sum(keep.numel() for keep in enforcer.keep)
+    kept = sum(int(keep.sum()) for keep in enforcer.masks)
+    total = sum(keep.numel() for keep in enforcer.masks)
     assert 1 - kept / total == pytest.approx(0.9, abs=1e-3)
-    for parameter, keep in zip(enforcer.parameters, enforcer.keep):
+    for parameter, keep in zip(enforcer.parameters, enforcer.masks):
         assert torch.count_nonzero(parameter.detach()[keep == 0]) == 0, "the student must be pruned"
 
 
-def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys):
+def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, monkeypatch):
+    configs = []
+
+    def small_run_bench(config, say):
+        # the CLI's synthetic data is CIFAR-sized; the flags are what this test is about
+        configs.append(config)
+        return run_bench(dataclasses.replace(config, train_images=64, eval_images=16), say=say)
+
+    run_bench = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", small_run_bench)
     csv = tmp_path / "bench.csv"
     bench.main(["--device", "cpu", "--arch", "resnet10", "--width", "4", "--teacher-arch", "resnet10",
-                "--teacher-width", "4", "--batch-size", "8", "--steps", "2", "--csv", str(csv)])
+                "--teacher-width", "4", "--batch-size", "8", "--steps", "2", "--no-amp", "--csv", str(csv)])
+    assert configs == [bench.BenchConfig(arch="resnet10", width=4, teacher_arch="resnet10", teacher_width=4,
+                                         batch_size=8, steps=2, device="cpu", amp=False)]
     printed = capsys.readouterr().out
     assert "train masked" in printed and "retrain with KD" in printed and "s per 50,000 images" in printed
     assert list(pd.read_csv(csv).columns) == SETTINGS + MEASUREMENTS

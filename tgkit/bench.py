@@ -22,8 +22,9 @@ run (clocks, another process on a shared CPU) shifts all three alike instead of 
 
 Defaults follow the device. On CUDA: the full profile's networks (ResNet-18 width 64 student,
 ResNet-50 width 64 teacher) at batch 512. On the CPU: the same student at width 16, a ResNet-18
-width 16 teacher, batch 128 and a few steps: half a minute on 2 idle cores. As in `train.fit`, bf16
-autocast, channels_last and torch.compile apply on CUDA only.
+width 16 teacher, batch 128 and a few steps: under a minute on 2 idle cores, several times that when
+other processes share them. As in `train.fit`, bf16 autocast, channels_last and torch.compile apply
+on CUDA only.
 """
 from __future__ import annotations
 
@@ -39,16 +40,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tgkit import losses, masker, scorer
+from tgkit import masker, scorer
 from tgkit.data import ImageData
 from tgkit.models import build_model
 from tgkit.pipeline import device_name
 from tgkit.retrainer import MaskEnforcer
-from tgkit.train import (KDConfig, TrainConfig, _autocast, _make_optimizer, _make_schedule, default_device,
-                         evaluate, synchronize)
+from tgkit.train import TrainConfig, TrainingStep, default_device, evaluate, memory_format_for, synchronize
 
 # One CIFAR-10 training epoch: scoring cost is reported per this many images.
 EPOCH_IMAGES = 50_000
@@ -120,62 +119,6 @@ def first_training_images(data: ImageData, count: int) -> ImageData:
     return dataclasses.replace(data, train_x=data.train_x[:count], train_y=data.train_y[:count])
 
 
-def fit_memory_format(device: torch.device, channels_last: bool) -> torch.memory_format:
-    """The memory format `train.fit` gives networks and batches: channels_last on CUDA if asked."""
-    return torch.channels_last if device.type == "cuda" and channels_last else torch.contiguous_format
-
-
-class StepRunner:
-    """One kind of training step, set up the way `train.fit` sets up its loop and taken the way it takes it.
-
-    `train.fit` has no step function of its own to call, so `__init__` and `step` repeat its code line
-    for line: keep them in sync with it.
-    """
-
-    def __init__(self, model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int, *,
-                 teacher: nn.Module | None = None, enforcer: MaskEnforcer | None = None):
-        memory_format = fit_memory_format(device, config.channels_last)
-        self.model = model.to(device, memory_format=memory_format)
-        self.teacher = None if teacher is None else teacher.to(device).eval().to(memory_format=memory_format)
-        compiled = device.type == "cuda" and config.compile
-        self.step_model = torch.compile(self.model) if compiled else self.model
-        self.optimizer = _make_optimizer(self.model, config)
-        self.schedule = _make_schedule(self.optimizer, config, steps_per_epoch)
-        self.enforcer = enforcer
-        if enforcer is not None:
-            enforcer.attach(self.optimizer)
-        self.kd = KDConfig()  # the teacher-guided loss's defaults, as the pipeline's retraining uses them
-        self.device, self.amp = device, config.amp
-        self.step_model.train()
-        self.totals = torch.zeros(4, device=device)  # loss, ce, kd, correct: fit sums these every step
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        device, kd = self.device, self.kd
-        with _autocast(device, self.amp):
-            logits = self.step_model(x)
-            if self.teacher is None:
-                loss = F.cross_entropy(logits.float(), y)
-                parts = (loss, loss, torch.zeros((), device=device))
-            else:
-                with torch.no_grad():
-                    teacher_logits = self.teacher(x)
-                terms = losses.teacher_guided_loss(logits.float(), teacher_logits.float(), y, alpha=kd.alpha,
-                                                   temperature=kd.temperature, beta=kd.beta, order=kd.order)
-                loss = terms["total"]
-                parts = (loss, terms["ce"], terms["kd"])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.enforcer is not None:
-            self.enforcer.before_step()
-        self.optimizer.step()
-        self.schedule.step()
-        if self.enforcer is not None:
-            self.enforcer.after_step()
-        with torch.no_grad():
-            self.totals += torch.stack([p.detach().float() * len(y) for p in parts]
-                                       + [(logits.argmax(1) == y).sum().float()])
-
-
 def endless_batches(data: ImageData, batch_size: int, device: torch.device,
                     channels_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Training batches epoch after epoch, each epoch asked of `data.batches` as `train.fit` asks it."""
@@ -194,9 +137,9 @@ def timed(work: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def run_steps(runner: StepRunner, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], count: int) -> None:
+def run_steps(step: TrainingStep, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], count: int) -> None:
     for _ in range(count):
-        runner.step(*next(batches))
+        step(*next(batches))
 
 
 def magnitude_masks(model: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
@@ -225,13 +168,13 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
     pruned = copy.deepcopy(student).to(device)
     pruned_for_kd = copy.deepcopy(student).to(device)
     runners = {
-        "dense": StepRunner(student, train_config, device, steps_per_epoch),
-        "masked": StepRunner(pruned, train_config, device, steps_per_epoch,
-                             enforcer=masked_enforcer(pruned, config.sparsity)),
-        "kd": StepRunner(pruned_for_kd, train_config, device, steps_per_epoch, teacher=teacher,
-                         enforcer=masked_enforcer(pruned_for_kd, config.sparsity)),
+        "dense": TrainingStep(student, train_config, device, steps_per_epoch),
+        "masked": TrainingStep(pruned, train_config, device, steps_per_epoch,
+                               enforcer=masked_enforcer(pruned, config.sparsity)),
+        "kd": TrainingStep(pruned_for_kd, train_config, device, steps_per_epoch, teacher=teacher,
+                           enforcer=masked_enforcer(pruned_for_kd, config.sparsity)),
     }
-    channels_last = fit_memory_format(device, config.channels_last) == torch.channels_last
+    channels_last = memory_format_for(device, config.channels_last) == torch.channels_last
     batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
 
     say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
@@ -285,7 +228,7 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
 def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) -> dict:
     """Images/s of `train.evaluate` on the test split, of a student laid out as `train.fit` leaves it;
     a first, untimed pass warms up the same batch shapes."""
-    memory_format = fit_memory_format(device, config.channels_last)
+    memory_format = memory_format_for(device, config.channels_last)
     model = build_model(config.arch, NUM_CLASSES, width=config.width).to(device, memory_format=memory_format)
     evaluate(model, data, "test", device=device)
     seconds = timed(lambda: evaluate(model, data, "test", device=device), device)

@@ -21,6 +21,8 @@ import warnings
 
 import pandas as pd
 
+from tgkit import paper
+
 MEASURED_NOW = "measured now"
 FROM_CACHE = "run cache (measured by an earlier process)"
 ONE_SHOT = "one-shot"
@@ -175,23 +177,8 @@ def accuracy_table(pruned: dict, *iterative: dict, baseline: str = ONE_SHOT) -> 
 # --------------------------------------------------------------------------------------------------
 # the paper's numbers: a reference, not a measurement
 
-PAPER_LATENCY_SOURCE = (
-    "Biswas et al., Teacher-Guided One-Shot Pruning via Context-Aware Knowledge Distillation, IEEE BigData "
-    "2025, arXiv 2511.16653 (as summarised in docs/method.md section 9): ResNet-50 teacher, ResNet-18 "
-    "student, the authors' hardware; the sparsity is stated for CIFAR-10 only.")
-
-_PAPER_MINUTES = (  # dataset, sparsity over all weights, one-shot minutes, COLT minutes
-    ("CIFAR-10", 0.977, 27.82, 276.0),
-    ("CIFAR-100", None, 19.76, 355.0),
-    ("TinyImageNet", None, 42.43, 1756.0),
-)
-
 
 def paper_latency() -> pd.DataFrame:
-    """The paper's reported minutes, one-shot against COLT, with their ratio; `attrs["source"]` names
-    the source. A reference for the shape of the result, not comparable with our seconds."""
-    table = pd.DataFrame(_PAPER_MINUTES, columns=["dataset", "sparsity_all", "one_shot_minutes", "colt_minutes"])
-    table["sparsity_all"] = table["sparsity_all"].astype(float)
-    table["ratio"] = table["colt_minutes"] / table["one_shot_minutes"]
-    table.attrs["source"] = PAPER_LATENCY_SOURCE
-    return table
+    """The paper's reported minutes, one-shot against COLT, with their ratio (`paper.latency`);
+    `attrs["source"]` names the source. A reference for the shape of the result, not comparable with our seconds."""
+    return paper.latency()

@@ -1,12 +1,15 @@
 """What a notebook leaves behind: figures (PNG and PDF), tables (CSV), and a JSON manifest.
 
-Everything goes to `figures/<profile>/<dataset>/`. The manifest records what is needed to trust and
-repeat the numbers: the git commit, package versions, the device, the profile, the seed, and the
-wall-clock of every stage, timed with `StageClock` (GPU synchronised).
+Everything goes to `figures/<profile>/<dataset>/`; $TGKIT_FIGURES moves the root `figures/` elsewhere
+(`python -m tgkit.batch --figures-root` sets it). The manifest records what is needed to trust and
+repeat the numbers: the git commit, package versions, the device, the profile, the seed, the
+wall-clock of every stage, timed with `StageClock` (GPU synchronised), and what differs in our copy
+of the dataset.
 """
 from __future__ import annotations
 
 import io
+import os
 import platform
 import subprocess
 import time
@@ -24,11 +27,23 @@ from tgkit.train import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "ipywidgets")
+# what a reader of the numbers must know about our copies of the data
+DATASET_NOTES = {
+    "cifar10": "CIFAR-10 from a JPEG-recompressed copy (quality 75): expect accuracies slightly below those "
+               "published on the original images.",
+    "tinyimagenet": "TinyImageNet-200 from a 32 px copy, not the official 64 px.",
+}
+
+
+def dataset_note(dataset: str) -> str:
+    """What differs between our copy of `dataset` and the official one ("" when nothing does)."""
+    return DATASET_NOTES.get(dataset.lower(), "")
 
 
 def figures_dir(profile: str, dataset: str, root: str | Path | None = None) -> Path:
-    """`<root>/<profile>/<dataset>/` (root: the repo's `figures/`), created if absent."""
-    folder = Path(root or REPO_ROOT / "figures") / profile / dataset.replace(":", "_").replace("/", "_")
+    """`<root>/<profile>/<dataset>/` (root: $TGKIT_FIGURES, else the repo's `figures/`), created if absent."""
+    root = Path(root or os.environ.get("TGKIT_FIGURES") or REPO_ROOT / "figures")
+    folder = root / profile / dataset.replace(":", "_").replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -91,7 +106,8 @@ def write_manifest(folder: Path, notebook: str, *, profile: str, dataset: str, s
                    clock: StageClock, config=None, **extra) -> Path:
     """Write `<notebook>.manifest.json` beside the notebook's figures and tables."""
     manifest = {
-        "notebook": notebook, "profile": profile, "dataset": dataset, "seed": seed, "device": device,
+        "notebook": notebook, "profile": profile, "dataset": dataset, "dataset_note": dataset_note(dataset),
+        "seed": seed, "device": device,
         "git_commit": git_commit(), "packages": package_versions(),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "stage_seconds": clock.seconds, "total_seconds": sum(clock.seconds.values()),

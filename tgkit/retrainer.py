@@ -46,12 +46,15 @@ class MaskEnforcer:
         if missing:
             raise KeyError(f"masks name parameters the model does not have: {missing[:3]}")
         self.parameters = [parameters[name] for name in masks]
-        self.keep = [masks[name].to(device=parameters[name].device, dtype=parameters[name].dtype)
-                     for name in masks]
+        self.masks = [masks[name] for name in masks]
+        self.keep: list[torch.Tensor] = []
         self.optimizer: torch.optim.Optimizer | None = None
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Bind to the optimizer that steps the (by now placed) model; the masks take each weight's
+        device, dtype and memory layout, so the multiplications below never mix layouts."""
         self.optimizer = optimizer
+        self.keep = [torch.empty_like(p).copy_(mask) for p, mask in zip(self.parameters, self.masks)]
 
     @torch.no_grad()
     def before_step(self) -> None:

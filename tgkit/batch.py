@@ -1,0 +1,117 @@
+"""Run the notebooks headless, in name order: `python -m tgkit.batch --profile smoke --dataset digits`.
+
+Each notebook of `notebooks/` runs with papermill in a fresh kernel, its working directory
+`notebooks/`, with `profile`, `dataset` and `seed` injected after its `parameters` cell. The
+executed copies, with every output, go to `<figures>/<profile>/<dataset>/executed/` beside the
+figures, tables and manifests the notebooks write; `notebooks/` itself is left untouched. The
+notebooks share the run cache ($TGKIT_RUNS, else `data/runs`), so a stage trained by one notebook is
+read by the next. The first notebook that fails stops the batch with exit status 1 and the failing
+cell's error; its executed copy shows where.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import papermill
+import torch
+from papermill.exceptions import PapermillExecutionError
+
+from tgkit import profiles, report
+
+NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
+KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
+
+
+class NotebookFailed(Exception):
+    """A notebook raised an error; the message names the notebook, the failing cell and the traceback."""
+
+
+def default_profile() -> str:
+    """"full" on a machine with a CUDA GPU, else "quick"."""
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def find_notebooks(names: list[str] | None = None) -> list[Path]:
+    """The notebooks to run, in name order: all of `notebooks/`, or those `names` give (a path, or a
+    name in `notebooks/` with or without ".ipynb")."""
+    if not names:
+        return sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+    found = []
+    for name in names:
+        candidates = [Path(name), NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / f"{name}.ipynb"]
+        path = next((candidate for candidate in candidates if candidate.suffix == ".ipynb" and candidate.is_file()), None)
+        if path is None:
+            available = ", ".join(notebook.stem for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
+            raise SystemExit(f"error: no notebook {name!r}; notebooks/ holds {available or 'none'}")
+        found.append(path.resolve())
+    return sorted(found, key=lambda path: path.name)
+
+
+def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: int = 0,
+                  figures_root: str | Path | None = None) -> Path:
+    """Execute `notebooks` one after the other; returns the folder of the executed copies.
+
+    Prints one line per notebook with its wall-clock. The first notebook that fails raises
+    `NotebookFailed`, after its executed copy is written.
+    """
+    environment = {"TGKIT_FIGURES": str(Path(figures_root).resolve())} if figures_root else {}
+    executed = report.figures_dir(profile, dataset, figures_root) / "executed"
+    executed.mkdir(exist_ok=True)
+    parameters = {"profile": profile, "dataset": dataset, "seed": seed}
+    print(f"running {len(notebooks)} notebook(s), profile {profile}, dataset {dataset}, seed {seed}; "
+          f"executed copies in {executed}", flush=True)
+    with mock.patch.dict(os.environ, environment):
+        for number, notebook in enumerate(notebooks, 1):
+            print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
+            started = time.perf_counter()
+            try:
+                papermill.execute_notebook(notebook, executed / notebook.name, parameters=parameters,
+                                           kernel_name=KERNEL, cwd=notebook.parent, progress_bar=False)
+            except PapermillExecutionError as error:
+                print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
+                raise NotebookFailed(f"{notebook.name} failed in this cell:\n\n{error.source}\n{error}\n"
+                                     f"The executed copy, {executed / notebook.name}, shows it in place.") from error
+            print(f"{time.perf_counter() - started:.1f} s", flush=True)
+    return executed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tgkit.batch", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=list(profiles.PROFILES), default=default_profile(),
+                        help="default: full with a CUDA GPU, else quick (now: %(default)s)")
+    parser.add_argument("--dataset", help="default: the profile's (digits for smoke, else cifar10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--notebooks", nargs="+", metavar="NOTEBOOK",
+                        help="run only these (names in notebooks/ or paths); default: every notebook in notebooks/")
+    parser.add_argument("--figures-root", metavar="DIR",
+                        help="write figures, tables, manifests and executed copies under DIR/<profile>/<dataset>/ "
+                             "(default: $TGKIT_FIGURES, else the repository's figures/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    dataset = args.dataset or profiles.DEFAULT_DATASETS[args.profile]
+    notebooks = find_notebooks(args.notebooks)
+    if not notebooks:
+        print(f"error: no notebooks in {NOTEBOOKS_DIR}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        executed = run_notebooks(notebooks, profile=args.profile, dataset=dataset, seed=args.seed,
+                                 figures_root=args.figures_root)
+    except NotebookFailed as failure:
+        print(f"\nerror: {failure}", file=sys.stderr)
+        return 1
+    print(f"all {len(notebooks)} notebook(s) ran in {time.perf_counter() - started:.1f} s; executed copies in {executed}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
