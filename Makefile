@@ -1,11 +1,13 @@
 # tgkit: two commands on a fresh machine.
 #   make figures   set up .venv, then batch-reproduce the figures (PROFILE=smoke|quick|full, DATASET=...)
 #   make test      set up .venv, then run the tests
+#   make lab       set up .venv and JupyterLab, then open the notebooks
 PYTHON      ?= python3
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
-DATASET     ?= cifar10
+# empty: the profile's own dataset (digits for smoke, cifar10 for quick and full)
+DATASET     ?=
 # full on a machine with a CUDA GPU, quick otherwise (evaluated when used, after .venv exists)
 PROFILE     ?= $(shell $(PY) -c "import torch; print('full' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
 
@@ -24,8 +26,15 @@ data:
 	@if [ -f $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz ] && [ ! -d data/tiny-imagenet-200 ]; then \
 		echo "extracting $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz into data/"; tar xzf $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz -C data; fi
 
+# Every notebook, headless, in name order: figures, tables, manifests and executed copies in
+# figures/<profile>/<dataset>/ (see tgkit/batch.py).
 figures: $(VENV)/.installed data
-	$(PY) -m tgkit run --profile $(PROFILE) --dataset $(DATASET) --output figures/$(PROFILE)-$(DATASET)-summary.csv
+	$(PY) -m tgkit.batch --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET))
+
+# JupyterLab (pinned in requirements-lab.txt, which CI does not need) on notebooks/.
+lab: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
+	$(PY) -m jupyter lab --notebook-dir=notebooks
 
 test: $(VENV)/.installed data
 	$(PY) -m pytest

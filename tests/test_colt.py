@@ -225,7 +225,7 @@ def test_another_configuration_is_never_served_from_the_checkpoints(digits, fini
 
 def test_profiles_give_the_students_network_and_documented_defaults():
     smoke, full = colt.colt_config("smoke"), colt.colt_config("full", target_sparsity=0.9)
-    assert smoke.model == ModelSpec("smallcnn", 16) and full.model == ModelSpec("resnet18", 64)
+    assert smoke.model == ModelSpec("resnet10", 8) and full.model == ModelSpec("resnet18", 64)
     assert (full.round_training.epochs, full.round_training.lr, full.round_training.batch_size) == (50, 0.1, 256)
     assert (full.partitions, full.prune_rate, full.target_sparsity) == (2, 0.15, 0.9)
     with pytest.raises(ValueError, match="prune_rate"):

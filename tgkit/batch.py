@@ -25,6 +25,8 @@ from tgkit import profiles, report
 
 NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
 KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
+# the kernel's own log (not the cells' output) only from errors up: its start-up warnings would break the progress lines
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 class NotebookFailed(Exception):
@@ -71,7 +73,8 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
             started = time.perf_counter()
             try:
                 papermill.execute_notebook(notebook, executed / notebook.name, parameters=parameters,
-                                           kernel_name=KERNEL, cwd=notebook.parent, progress_bar=False)
+                                           kernel_name=KERNEL, extra_arguments=KERNEL_ARGUMENTS,
+                                           cwd=notebook.parent, progress_bar=False)
             except PapermillExecutionError as error:
                 print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
                 raise NotebookFailed(f"{notebook.name} failed in this cell:\n\n{error.source}\n{error}\n"

@@ -112,7 +112,7 @@ class ColtConfig:
 
 # Per profile the network is that profile's student (like against like). The ticket starts from
 # theta0, so in smoke and quick its final training is as long as the student's dense training.
-#   smoke  digits, SmallCNN width 16, to 90%: 3 epochs a round, ~10 rounds; ~15 s on one CPU core
+#   smoke  digits, ResNet-10 width 8, to 90%: 3 epochs a round, ~10 rounds
 #   quick  CIFAR-10 subset, ResNet-10 width 16, to 90%: 2 epochs a round (a block has 1/P of the images)
 #   full   ResNet-18 to 97.7%, the sparsity of the paper's latency comparison: the paper's recipe,
 #          50 epochs a round and for the ticket; ~15 rounds, i.e. some 800 epochs of full-data work

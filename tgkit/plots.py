@@ -250,7 +250,7 @@ def relative_log_scores(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor
 def plot_score_distributions(scores: Mapping[str, dict[str, Tensor]], masks: Mapping[str, dict[str, Tensor]], *,
                              sample_per_layer: int = 4000, seed: int = 0) -> Figure:
     """One panel per criterion: a box per layer of log10(score / global threshold); the red line at
-    0 is the threshold, so the part of a box below it is pruned. At most `sample_per_layer` scores
+    0 is the threshold, so the part of a box left of it is pruned. At most `sample_per_layer` scores
     per layer are drawn (a seeded random sample), which keeps paper-scale networks quick to plot."""
     generator = torch.Generator().manual_seed(seed)
     figure, axes_row = plt.subplots(1, len(scores), figsize=(4.5 * len(scores), 4.2), sharey=True, squeeze=False)
@@ -264,11 +264,11 @@ def plot_score_distributions(scores: Mapping[str, dict[str, Tensor]], masks: Map
             samples.append(values.numpy())
         axes.boxplot(samples, orientation="horizontal", tick_labels=[short_name(layer) for layer in relative],
                      flierprops={"markersize": 1})
-        axes.invert_yaxis()  # the first layer on top
         axes.axvline(0, color="red", linewidth=1)
         axes.set(title=CRITERION_LABELS.get(criterion, criterion), xlabel="log10(score / global threshold)",
                  ylabel="")
         axes.grid(alpha=0.3, axis="x")
+    axes_row[0][0].invert_yaxis()  # the first layer on top (the panels share their y axis)
     figure.tight_layout()
     return figure
 
