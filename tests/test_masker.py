@@ -25,6 +25,7 @@ from tgkit.masker import (
     sparsity_report,
     weight_parameters,
 )
+from tgkit.models import build_model
 from tgkit.scorer import magnitude_scores, random_scores
 
 
@@ -214,6 +215,16 @@ def test_sparsity_report_rows_and_global_counts():
     assert global_sparsity(net) == 0.0
     apply_masks(net, masks)
     assert sparsity_report(net)["zeros"].tolist() == report["zeros"].tolist()
+
+
+def test_with_masks_only_masked_weights_count_as_pruned():
+    # a fresh CIFAR ResNet zero-initialises the last BatchNorm gamma of every residual branch
+    net = build_model("resnet10", 10, width=8)
+    zero_gammas = sum(int((p == 0).sum()) for name, p in weight_parameters(net).items() if "bn2" in name)
+    assert zero_gammas == 8 + 16 + 32 + 64
+    keep_all = {name: torch.ones_like(param, dtype=torch.bool) for name, param in prunable_parameters(net).items()}
+    assert global_sparsity(net, keep_all) == 0.0
+    assert global_sparsity(net) == pytest.approx(zero_gammas / sum(p.numel() for p in weight_parameters(net).values()))
 
 
 def test_sparsity_for_target_round_trip():

@@ -37,7 +37,8 @@ WEIGHT_KINDS = (("conv", nn.Conv2d), ("linear", nn.Linear), ("bn", _BatchNorm))
 
 
 class LayerCollapseWarning(UserWarning):
-    """A layer lost every weight: the network is cut there and can only output a constant."""
+    """A layer lost every weight: it outputs a constant, so the signal passes that point only through
+    a parallel path (a ResNet's shortcut); in a plain chain of layers the network is cut there."""
 
 
 class MaskMismatchError(KeyError, ValueError):
@@ -170,7 +171,9 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> nn.Module:
 def sparsity_report(model: nn.Module, masks: dict[str, Tensor] | None = None) -> pd.DataFrame:
     """Per weight tensor and globally: layer, kind, prunable, weights, zeros, sparsity.
 
-    A tensor with a mask counts its pruned weights (mask False); any other counts its exact zeros.
+    With `masks`, a weight is pruned when its mask says so (False) and no other weight is: a weight
+    that merely is zero (a freshly initialised network's zeroed BatchNorm gammas, say) is not pruned.
+    Without `masks` (a network loaded from elsewhere), every weight exactly zero counts as pruned.
     Prunable means "has a mask" when `masks` is given, else "in `prunable_parameters(model)`".
     The last two rows are "global (prunable)" and "global (all weights)" (prunable is NA there).
     """
@@ -322,10 +325,10 @@ def _tensor_counts(model: nn.Module, masks: dict[str, Tensor] | None) -> list[di
         prunable = set(masks)
     rows = []
     for name, param in all_weights.items():
-        if masks is not None and name in masks:
-            zeros = int((~masks[name]).sum())
-        else:
+        if masks is None:
             zeros = int((param.detach() == 0).sum())
+        else:
+            zeros = int((~masks[name]).sum()) if name in masks else 0
         weights = param.numel()
         rows.append({"layer": name, "kind": kinds[name], "prunable": name in prunable,
                      "weights": weights, "zeros": zeros, "sparsity": zeros / weights})
@@ -346,8 +349,9 @@ def _warn_collapsed(masks: dict[str, Tensor], sparsity: float) -> None:
     if collapsed:
         warnings.warn(
             LayerCollapseWarning(
-                f"global pruning at sparsity {sparsity:.4%} removes every weight of {collapsed}: the network is cut "
-                f"there. Lower the sparsity, or leave the layer out of the prunable set."
+                f"global pruning at sparsity {sparsity:.4%} removes every weight of {collapsed}: they output "
+                f"constants, so only a residual shortcut can carry the signal past them (without one the network "
+                f"is cut there). Lower the sparsity, or leave the layer out of the prunable set."
             ),
             stacklevel=3,
         )
