@@ -110,6 +110,18 @@ def test_temperature_cancels_only_in_the_authors_order():
     assert paper[0] > paper[1] > paper[2]  # a higher T softens both distributions towards each other
 
 
+def test_t_squared_kd_tends_to_half_the_mean_squared_gap_of_normalised_logits():
+    # softmax(a / T) = (1 + a / T) / C + O(T^-2) for logits a of mean zero, so both KL directions
+    # become (1 / 2C) * sum_c (a_c - b_c)^2 / T^2: times T^2 the loss stops depending on T. Normalised
+    # logits have mean zero and unit std, so T = 3 is already close to that limit.
+    s, t = logits(STUDENT), logits(TEACHER)
+    gap = normalize_logits(s) - normalize_logits(t)
+    limit = (gap.pow(2).mean(dim=-1) / 2).mean().item()
+    scaled = {temperature: temperature**2 * ca_kld(s, t, temperature).item() for temperature in (3.0, 5.0, 1000.0)}
+    assert scaled[1000.0] == pytest.approx(limit, rel=1e-4)
+    assert scaled[3.0] == pytest.approx(scaled[5.0], rel=0.05)
+
+
 def test_total_loss_by_formula():
     alpha, temperature, beta = 0.7, 3.0, 0.4
     parts = teacher_guided_loss(logits(STUDENT), logits(TEACHER), torch.tensor(TARGETS), alpha, temperature, beta)

@@ -26,6 +26,8 @@ from tgkit import checkpoint
 from tgkit.train import synchronize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# the text artist `save_figure` adds under a figure, found again by this id so it is added once
+PROVENANCE_GID = "tgkit-provenance"
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "ipywidgets")
 # what a reader of the numbers must know about our copies of the data
 DATASET_NOTES = {
@@ -48,8 +50,22 @@ def figures_dir(profile: str, dataset: str, root: str | Path | None = None) -> P
     return folder
 
 
-def save_figure(figure, folder: Path, name: str) -> list[Path]:
-    """Save a matplotlib figure as `<name>.png` and `<name>.pdf`, each written atomically."""
+def provenance(profile: str, dataset: str, device: str) -> str:
+    """The line `save_figure` prints under a figure: where its numbers come from, e.g.
+    "tgkit 1a2b3c4d5e · profile quick · cifar10 · cpu (2 threads)"."""
+    commit = git_commit()
+    short = commit[:10] + ("-dirty" if commit.endswith("-dirty") else "")
+    return f"tgkit {short} · profile {profile} · {dataset} · {device}"
+
+
+def save_figure(figure, folder: Path, name: str, *, source: str | None = None) -> list[Path]:
+    """Save a matplotlib figure as `<name>.png` and `<name>.pdf`, each written atomically.
+
+    `source` (usually `provenance(...)`) is printed small under the figure, once however often it is
+    saved, so that a figure copied anywhere still says which run, profile, dataset and device made it.
+    """
+    if source and not any(text.get_gid() == PROVENANCE_GID for text in figure.texts):
+        figure.text(1.0, 0.0, source, ha="right", va="top", fontsize=6, color="0.4", gid=PROVENANCE_GID)
     paths = []
     for suffix in ("png", "pdf"):
         buffer = io.BytesIO()

@@ -1,0 +1,45 @@
+"""What a notebook leaves behind: figures that name their run, tables, manifests."""
+import json
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from tgkit import report
+
+matplotlib.use("Agg")  # no display needed
+
+
+def test_figure_carries_its_provenance_once(tmp_path):
+    source = report.provenance("quick", "cifar10", "cpu (2 threads)")
+    assert source.startswith("tgkit ") and source.endswith(" · profile quick · cifar10 · cpu (2 threads)")
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [0, 1])
+    for _ in range(2):  # saving again (a notebook cell run twice) must not stack a second line
+        paths = report.save_figure(figure, tmp_path, "line", source=source)
+    assert [path.name for path in paths] == ["line.png", "line.pdf"]
+    assert all(path.stat().st_size > 1000 for path in paths)
+    assert [text.get_text() for text in figure.texts] == [source]
+    plt.close(figure)
+
+
+def test_figure_without_source_is_left_alone(tmp_path):
+    figure, _ = plt.subplots()
+    report.save_figure(figure, tmp_path, "blank")
+    assert figure.texts == []
+    plt.close(figure)
+
+
+def test_table_and_manifest_round_trip(tmp_path):
+    table = pd.DataFrame({"sparsity": [0.5, 0.9], "accuracy": [0.8, 0.7]})
+    pd.testing.assert_frame_equal(pd.read_csv(report.save_table(table, tmp_path, "t")), table)
+    clock = report.StageClock()
+    with clock("stage"):
+        pass
+    path = report.write_manifest(tmp_path, "00_example.ipynb", profile="smoke", dataset="cifar10", seed=3,
+                                 device="cpu", clock=clock)
+    manifest = json.loads(path.read_text())
+    assert path.name == "00_example.manifest.json"
+    assert (manifest["profile"], manifest["seed"], manifest["device"]) == ("smoke", 3, "cpu")
+    assert manifest["dataset_note"] == report.dataset_note("cifar10") != ""
+    assert set(manifest["stage_seconds"]) == {"stage"}
