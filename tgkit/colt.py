@@ -292,7 +292,6 @@ class ColtSearch:
         self.mask: Masks = {name: torch.ones_like(param, dtype=torch.bool) for name, param in prunable.items()}
         ratio = masker.sparsity_for_target(self.template, config.target_sparsity, over=config.over)
         self.target_pruned = round(ratio * count_weights(self.mask))
-        self.all_weights = sum(param.numel() for param in masker.weight_parameters(self.template).values())
         self.rounds: list[dict] = []
 
     def _build(self, num_classes: int, seed_offset: int) -> nn.Module:
@@ -309,9 +308,9 @@ class ColtSearch:
         return self.pruned >= self.target_pruned
 
     def sparsity(self, over: str) -> float:
-        """Counted from the mask, not from the weights: theta0's zero-initialised BatchNorm gammas
-        (the last of every residual branch) are weights at zero, not pruned weights."""
-        return self.pruned / (self.all_weights if over == "all" else count_weights(self.mask))
+        """Counted from the mask (`masker.global_sparsity`): theta0's zero-initialised BatchNorm gammas
+        are weights at zero, not pruned weights."""
+        return masker.global_sparsity(self.template, self.mask, over=over)
 
     def train_blocks(self, round_index: int) -> list[float]:
         """Train every network on its block under the shared mask; their best validation accuracies."""
