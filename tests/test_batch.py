@@ -19,6 +19,7 @@ SMOKE = profiles.profile("smoke")
 SPARSITY = 0.9  # notebook 02's parameter
 PRUNABLE_LAYERS = 12  # the convolutions of the smoke student, a ResNet-10
 CRITERIA = ["teacher_guided", "magnitude", "snip"]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the output type of a displayed ipywidget
 
 # What each notebook must leave in figures/<profile>/<dataset>/: figures (PNG and PDF) and tables.
 EXPECTED = {
@@ -33,9 +34,19 @@ EXPECTED = {
 }
 
 
+CELL_TIMEOUT = "300"  # seconds; a smoke cell takes under 30 on 2 CPU cores: a hung cell fails the test fast
+
+
 def run_batch(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tgkit.batch", *arguments], cwd=REPO, capture_output=True,
-                          text=True, timeout=1800)
+    return subprocess.run([sys.executable, "-m", "tgkit.batch", "--cell-timeout", CELL_TIMEOUT, *arguments],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200)
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources],
+                                            metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                     "display_name": "Python 3"}}), path)
+    return path
 
 
 def notebooks_folder_state() -> dict[str, float]:
@@ -87,6 +98,19 @@ def test_notebook_writes_its_figures_tables_and_manifest(smoke_batch, notebook):
 
 
 @pytest.mark.slow
+def test_a_headless_batch_displays_no_widgets(smoke_batch):
+    """No frontend draws widgets in a batch run: progress bars are text, and the explorer of notebook 02
+    draws its figure once, as a plain image."""
+    folder, _ = smoke_batch
+    for path in sorted((folder / "executed").glob("*.ipynb")):
+        outputs = [output for cell in nbformat.read(path, as_version=4).cells for output in cell.get("outputs", [])]
+        assert not [output for output in outputs if WIDGET_VIEW in output.get("data", {})], path.name
+    explorer = next(cell for cell in nbformat.read(folder / "executed" / "02_importance_per_layer.ipynb", as_version=4).cells
+                    if "def explore(" in cell.source)
+    assert [output for output in explorer.outputs if "image/png" in output.get("data", {})]
+
+
+@pytest.mark.slow
 def test_notebook_01_tables(smoke_batch):
     folder, _ = smoke_batch
     accuracies = table(folder, "01_accuracies")
@@ -126,15 +150,8 @@ def test_notebook_02_tables(smoke_batch):
 
 @pytest.mark.slow
 def test_a_failing_notebook_stops_the_batch_with_its_error(tmp_path):
-    def write(name: str, source: str) -> Path:
-        path = tmp_path / name
-        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)],
-                                                metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                                         "display_name": "Python 3"}}), path)
-        return path
-
-    failing = write("a_fails.ipynb", "ratio = 1 / 0")
-    never_run = write("b_never_runs.ipynb", "print('ran')")
+    failing = write_notebook(tmp_path / "a_fails.ipynb", "ratio = 1 / 0")
+    never_run = write_notebook(tmp_path / "b_never_runs.ipynb", "print('ran')")
     finished = run_batch("--profile", "smoke", "--figures-root", str(tmp_path / "figures"),
                          "--notebooks", str(never_run), str(failing))
     assert finished.returncode == 1
@@ -142,6 +159,17 @@ def test_a_failing_notebook_stops_the_batch_with_its_error(tmp_path):
     assert "ratio = 1 / 0" in finished.stderr and "ZeroDivisionError" in finished.stderr
     executed = tmp_path / "figures" / "smoke" / "digits" / "executed"
     assert (executed / "a_fails.ipynb").exists() and not (executed / "b_never_runs.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_a_cell_past_the_timeout_fails_its_notebook_in_a_headless_kernel(tmp_path):
+    notebook = write_notebook(tmp_path / "slow.ipynb",
+                              "import os\nassert os.environ['TGKIT_HEADLESS'] == '1'",
+                              "import time\ntime.sleep(60)  # the cell that hangs")
+    with pytest.raises(batch.NotebookFailed, match="the cell that hangs"):
+        batch.run_notebooks([notebook], profile="smoke", dataset="digits", figures_root=tmp_path, cell_timeout=3)
+    executed = nbformat.read(tmp_path / "smoke" / "digits" / "executed" / "slow.ipynb", as_version=4)
+    assert executed.cells[0].metadata.papermill.status == "completed"  # the headless check passed
 
 
 def test_unknown_notebook_is_refused_with_the_available_ones():

@@ -5,8 +5,9 @@ Each notebook of `notebooks/` runs with papermill in a fresh kernel, its working
 executed copies, with every output, go to `<figures>/<profile>/<dataset>/executed/` beside the
 figures, tables and manifests the notebooks write; `notebooks/` itself is left untouched. The
 notebooks share the run cache ($TGKIT_RUNS, else `data/runs`), so a stage trained by one notebook is
-read by the next. The first notebook that fails stops the batch with exit status 1 and the failing
-cell's error; its executed copy shows where.
+read by the next. The kernels run with TGKIT_HEADLESS=1: no frontend watches them, so they draw no
+widgets (`tgkit.frontend`). The first notebook that fails, or a cell that outlives `--cell-timeout`,
+stops the batch with exit status 1 and the failing cell's error; its executed copy shows where.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from unittest import mock
 
 import papermill
 import torch
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from tgkit import profiles, report
+from tgkit import frontend, profiles, report
 
 NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
 KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
@@ -55,13 +57,16 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
 
 
 def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: int = 0,
-                  figures_root: str | Path | None = None) -> Path:
+                  figures_root: str | Path | None = None, cell_timeout: int | None = None) -> Path:
     """Execute `notebooks` one after the other; returns the folder of the executed copies.
 
-    Prints one line per notebook with its wall-clock. The first notebook that fails raises
-    `NotebookFailed`, after its executed copy is written.
+    Prints one line per notebook with its wall-clock. The first notebook that fails, or the first cell
+    that runs longer than `cell_timeout` seconds (None: no limit), raises `NotebookFailed` after the
+    notebook's executed copy is written.
     """
-    environment = {"TGKIT_FIGURES": str(Path(figures_root).resolve())} if figures_root else {}
+    environment = {frontend.HEADLESS_VARIABLE: "1"}
+    if figures_root:
+        environment["TGKIT_FIGURES"] = str(Path(figures_root).resolve())
     executed = report.figures_dir(profile, dataset, figures_root) / "executed"
     executed.mkdir(exist_ok=True)
     parameters = {"profile": profile, "dataset": dataset, "seed": seed}
@@ -72,13 +77,19 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
             print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
             started = time.perf_counter()
             try:
+                # coalesce_streams keeps the last state of each text progress bar, not every redraw
                 papermill.execute_notebook(notebook, executed / notebook.name, parameters=parameters,
                                            kernel_name=KERNEL, extra_arguments=KERNEL_ARGUMENTS,
-                                           cwd=notebook.parent, progress_bar=False)
+                                           cwd=notebook.parent, progress_bar=False, coalesce_streams=True,
+                                           execution_timeout=cell_timeout)
             except PapermillExecutionError as error:
                 print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
                 raise NotebookFailed(f"{notebook.name} failed in this cell:\n\n{error.source}\n{error}\n"
                                      f"The executed copy, {executed / notebook.name}, shows it in place.") from error
+            except (CellTimeoutError, DeadKernelError) as error:
+                print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
+                raise NotebookFailed(f"{notebook.name}: {error}\nThe executed copy, {executed / notebook.name}, "
+                                     f"shows the cell that was running.") from error
             print(f"{time.perf_counter() - started:.1f} s", flush=True)
     return executed
 
@@ -95,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--figures-root", metavar="DIR",
                         help="write figures, tables, manifests and executed copies under DIR/<profile>/<dataset>/ "
                              "(default: $TGKIT_FIGURES, else the repository's figures/)")
+    parser.add_argument("--cell-timeout", type=int, metavar="SECONDS",
+                        help="fail a cell that runs longer than this (default: no limit; a full-profile cell "
+                             "trains for hours)")
     return parser
 
 
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         executed = run_notebooks(notebooks, profile=args.profile, dataset=dataset, seed=args.seed,
-                                 figures_root=args.figures_root)
+                                 figures_root=args.figures_root, cell_timeout=args.cell_timeout)
     except NotebookFailed as failure:
         print(f"\nerror: {failure}", file=sys.stderr)
         return 1

@@ -51,10 +51,10 @@ from typing import Any, TypeVar
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from tgkit import checkpoint, masker, models, profiles, scorer
 from tgkit.data import ImageData
+from tgkit.frontend import progress_bar
 from tgkit.pipeline import config_key, device_name
 from tgkit.profiles import ModelSpec
 from tgkit.retrainer import retrain
@@ -436,8 +436,8 @@ def run_colt(data: ImageData, config: ColtConfig, *, folder: str | Path | None =
         _restore(search, home, run_settings(data, config))
     finished_before = len(search.rounds)
 
-    bar = tqdm(total=_most_rounds(search), initial=finished_before, desc=config.method, unit="round",
-               disable=not progress)
+    bar = progress_bar(total=_most_rounds(search), initial=finished_before, desc=config.method, unit="round",
+                       disable=not progress)
     while not search.done:
         record = search.next_round()
         if home is not None:

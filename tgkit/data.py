@@ -47,9 +47,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.frontend import progress_bar
 
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet")
 IMAGEFOLDER_PREFIX = "imagefolder:"
@@ -724,7 +724,7 @@ def _decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tens
     workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
                   len(chunks))
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
+    bar = progress_bar(total=len(paths), desc=desc, unit="img", disable=not progress)
     out = None
     try:
         arrays = pool.map(_decode_chunk, chunks) if pool else map(_decode_chunk, chunks)

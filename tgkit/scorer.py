@@ -29,8 +29,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from tgkit.frontend import progress_bar
 from tgkit.losses import check_loss_settings, confidence_beta, evaluating, teacher_guided_loss
 from tgkit.masker import prunable_parameters
 
@@ -194,8 +194,8 @@ def _accumulate_saliency(
         model.train()
         for weight in weights:
             weight.requires_grad_(True)
-        for inputs, targets in tqdm(_repeat(batches, epochs), total=_passes_length(batches, epochs),
-                                    desc=description, disable=not progress):
+        for inputs, targets in progress_bar(_repeat(batches, epochs), total=_passes_length(batches, epochs),
+                                            desc=description, disable=not progress):
             grads = torch.autograd.grad(loss_of(inputs, targets), weights)
             for average, weight, grad in zip(averages, weights, grads):
                 average.update(saliency(weight.detach(), grad))

@@ -30,9 +30,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
-from tqdm.auto import tqdm
 
 from tgkit import paper, plots, report
+from tgkit.frontend import progress_bar
 from tgkit.pipeline import Experiment
 from tgkit.profiles import RunConfig
 
@@ -81,7 +81,7 @@ def run_sweep(experiment: Experiment, *, progress: bool = True) -> pd.DataFrame:
     """
     runs = plan(experiment.config)
     rows = []
-    with tqdm(runs, desc="sweep", unit="run", disable=not progress) as bar:
+    with progress_bar(runs, desc="sweep", unit="run", disable=not progress) as bar:
         for run in bar:
             bar.set_postfix_str(f"{METHOD_LABELS[run.criterion]} {run.sparsity:.2%} {setting_label(run.temperature)} "
                                 f"seed {run.seed}")

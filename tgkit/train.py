@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from tgkit import checkpoint, losses
 from tgkit.data import ImageData
+from tgkit.frontend import progress_bar
 from tgkit.models import num_classes_of
 
 if TYPE_CHECKING:
@@ -225,8 +225,8 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
         schedule.load_state_dict(saved["schedule"])
         state = saved["state"]
 
-    epochs = tqdm(range(state["epoch"], config.epochs), desc=desc, initial=state["epoch"], total=config.epochs,
-                  disable=not progress, leave=False, unit="epoch")
+    epochs = progress_bar(range(state["epoch"], config.epochs), desc=desc, initial=state["epoch"], total=config.epochs,
+                         disable=not progress, leave=False, unit="epoch")
     for epoch in epochs:
         started = time.perf_counter()
         model.train()
