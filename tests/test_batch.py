@@ -20,6 +20,7 @@ SPARSITY = 0.9  # notebook 02's parameter
 PRUNABLE_LAYERS = 12  # the convolutions of the smoke student, a ResNet-10
 CRITERIA = ["teacher_guided", "magnitude", "snip"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the output type of a displayed ipywidget
+CELL_TIMEOUT = "300"  # seconds; a smoke cell takes under 30 on 2 CPU cores: a hung cell fails the test fast
 
 # What each notebook must leave in figures/<profile>/<dataset>/: figures (PNG and PDF) and tables.
 EXPECTED = {
@@ -32,9 +33,6 @@ EXPECTED = {
         "tables": ["02_layers", "02_sparsity"],
     },
 }
-
-
-CELL_TIMEOUT = "300"  # seconds; a smoke cell takes under 30 on 2 CPU cores: a hung cell fails the test fast
 
 
 def run_batch(*arguments: str) -> subprocess.CompletedProcess:
