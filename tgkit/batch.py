@@ -82,14 +82,13 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
                                            kernel_name=KERNEL, extra_arguments=KERNEL_ARGUMENTS,
                                            cwd=notebook.parent, progress_bar=False, coalesce_streams=True,
                                            execution_timeout=cell_timeout)
-            except PapermillExecutionError as error:
+            except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as error:
                 print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
-                raise NotebookFailed(f"{notebook.name} failed in this cell:\n\n{error.source}\n{error}\n"
-                                     f"The executed copy, {executed / notebook.name}, shows it in place.") from error
-            except (CellTimeoutError, DeadKernelError) as error:
-                print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
-                raise NotebookFailed(f"{notebook.name}: {error}\nThe executed copy, {executed / notebook.name}, "
-                                     f"shows the cell that was running.") from error
+                # a cell's own error carries its source; a timeout's or a dead kernel's message names the cell
+                what = (f"failed in this cell:\n\n{error.source}\n{error}" if isinstance(error, PapermillExecutionError)
+                        else f"{error}")
+                raise NotebookFailed(f"{notebook.name} {what}\nThe executed copy, {executed / notebook.name}, "
+                                     f"shows the cell in place.") from error
             print(f"{time.perf_counter() - started:.1f} s", flush=True)
     return executed
 
