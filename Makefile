@@ -11,7 +11,7 @@ DATASET     ?=
 # full on a machine with a CUDA GPU, quick otherwise (evaluated when used, after .venv exists)
 PROFILE     ?= $(shell $(PY) -c "import torch; print('full' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
 
-.PHONY: figures test data lab bench wheelhouse clean-runs
+.PHONY: figures test data lab bench wheelhouse gpu-bundle gpu-dry-run clean-runs
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ bench: $(VENV)/.installed
 # PYTHON_VERSION and PLATFORM; defaults and the other settings (TARGET_PYTHON) in scripts/wheelhouse.sh.
 wheelhouse:
 	bash scripts/wheelhouse.sh
+
+# What scripts/gpu_run.sh needs on a GPU node without network: the notebook batch's wheels for the
+# nodes' CPython 3.12 (less what the node has) and the data archives, in gpu-bundle/ (see the script).
+gpu-bundle:
+	bash scripts/gpu_bundle.sh
+
+# scripts/gpu_run.sh end to end on this CPU, with a bundle for this Python and a node-like environment.
+gpu-dry-run:
+	PROFILE=$(or $(filter preflight,$(PROFILE)),smoke) bash scripts/gpu_dry_run.sh
 
 clean-runs:
 	rm -rf data/runs

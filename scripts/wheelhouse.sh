@@ -19,9 +19,13 @@
 #                   Whatever comes back as a dependency of another package keeps its pin.
 #   WHEELHOUSE      where the wheels go; emptied of wheels first, so that it holds one target's set.
 #                   Default wheelhouse/ (git-ignored).
-#   REQUIREMENTS    the pinned list to start from. Default requirements.txt.
+#   REQUIREMENTS    the list to start from. Default requirements.txt.
+#   CONSTRAINTS     the pins every downloaded package keeps. Default requirements.txt.
+#   PROVIDED        a file naming distributions the node already has (one per line, # comments):
+#                   their wheels are deleted after the download and listed in $WHEELHOUSE/provided.txt
+#                   with the version the download resolved. Default: none.
 #   TARGET_PYTHON   a CPython of version PYTHON_VERSION here, whose pip downloads. Default
-#                   python$PYTHON_VERSION. It must be that version: pip evaluates environment markers
+#                   python$PYTHON_VERSION, else pyenv's install of that version. It must be that version: pip evaluates environment markers
 #                   (papermill's `aiohttp; python_version == "3.12"`) for the interpreter it runs in,
 #                   whatever --python-version says, and would silently leave such dependencies out.
 set -euo pipefail
@@ -32,7 +36,17 @@ PLATFORM=${PLATFORM:-manylinux_2_28_x86_64}
 EXCLUDE=${EXCLUDE:-torch torchvision}
 WHEELHOUSE=${WHEELHOUSE:-wheelhouse}
 REQUIREMENTS=${REQUIREMENTS:-requirements.txt}
-TARGET_PYTHON=${TARGET_PYTHON:-python$PYTHON_VERSION}
+CONSTRAINTS=${CONSTRAINTS:-requirements.txt}
+PROVIDED=${PROVIDED:-}
+if [[ -z ${TARGET_PYTHON:-} ]]; then
+    TARGET_PYTHON=python$PYTHON_VERSION
+    # a pyenv install of that version that is not the active one is not on PATH
+    if ! "$TARGET_PYTHON" -c "" 2>/dev/null && command -v pyenv >/dev/null 2>&1; then
+        for candidate in "$(pyenv root)"/versions/"$PYTHON_VERSION"*/bin/python"$PYTHON_VERSION"; do
+            if [[ -x $candidate ]]; then TARGET_PYTHON=$candidate; fi
+        done
+    fi
+fi
 
 found_version=$("$TARGET_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)
 if [[ $found_version != "$PYTHON_VERSION" ]]; then
@@ -91,8 +105,28 @@ echo "downloading wheels for CPython $PYTHON_VERSION on $PLATFORM into $WHEELHOU
 sed 's/^/    /' "$WHEELHOUSE/requirements.txt"
 "$TARGET_PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: \
     --implementation cp --python-version "$PYTHON_VERSION" "${platform_args[@]}" \
-    -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt" -c "$REQUIREMENTS"
+    -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt" -c "$CONSTRAINTS"
+
+# A wheel's file name starts with its distribution name (underscores for - and .) and its version.
+normalized() { tr 'A-Z' 'a-z' | sed -E 's/[-_.]+/-/g'; }
+if [[ -n $PROVIDED ]]; then
+    provided=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$PROVIDED" | grep -v '^$' | normalized)
+    : >"$WHEELHOUSE/provided.txt"
+    for wheel in "$WHEELHOUSE"/*.whl; do
+        file=$(basename "$wheel")
+        name=$(cut -d- -f1 <<<"$file" | normalized) version=$(cut -d- -f2 <<<"$file")
+        if grep -qx -- "$name" <<<"$provided"; then
+            echo "$name==$version" >>"$WHEELHOUSE/provided.txt"
+            rm "$wheel"
+        fi
+    done
+    echo "left out $(wc -l <"$WHEELHOUSE/provided.txt") wheels the node provides (listed in $WHEELHOUSE/provided.txt)."
+fi
 
 echo "$(find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1) in $WHEELHOUSE/."
-echo "On the node: python3 -m pip install --no-index --find-links $WHEELHOUSE --target /tmp/site -r $WHEELHOUSE/requirements.txt"
+if [[ -n $PROVIDED ]]; then  # the node's own packages complete the set, which pip's resolver cannot see under --target
+    echo "On the node: python3 -m pip install --no-index --no-deps --target /tmp/site $WHEELHOUSE/*.whl"
+else
+    echo "On the node: python3 -m pip install --no-index --find-links $WHEELHOUSE --target /tmp/site -r $WHEELHOUSE/requirements.txt"
+fi
 echo "             export PYTHONPATH=/tmp/site"

@@ -12,8 +12,8 @@ TINY = dict(arch="resnet10", width=4, teacher_arch="resnet10", teacher_width=4, 
             rounds=2, device="cpu", train_images=32, eval_images=16)
 SETTINGS = ["device", "torch", "student", "teacher", "batch_size", "autocast", "channels_last", "compile",
             "cudnn_benchmark", "sparsity", "steps", "rounds"]
-MEASUREMENTS = ["dense_img_s", "masked_img_s", "masked_overhead_pct", "enforcer_ms", "kd_img_s", "warmup_s",
-                "score_s_per_50k", "score_images", "eval_img_s"]
+MEASUREMENTS = ["teacher_img_s", "dense_img_s", "masked_img_s", "masked_overhead_pct", "enforcer_ms", "kd_img_s",
+                "warmup_s", "score_s_per_50k", "score_images", "eval_img_s", "teacher_eval_img_s"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,7 +43,8 @@ def test_one_row_with_every_setting_and_measurement(tiny_table):
     assert row["score_images"] == TINY["steps"] * TINY["batch_size"]
     for column in MEASUREMENTS:
         assert math.isfinite(row[column]), column
-    for column in ("dense_img_s", "masked_img_s", "kd_img_s", "score_s_per_50k", "eval_img_s"):
+    for column in ("teacher_img_s", "dense_img_s", "masked_img_s", "kd_img_s", "score_s_per_50k", "eval_img_s",
+                   "teacher_eval_img_s"):
         assert row[column] > 0, column
 
 
@@ -88,3 +89,24 @@ def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, mon
     printed = capsys.readouterr().out
     assert "train masked" in printed and "retrain with KD" in printed and "s per 50,000 images" in printed
     assert list(pd.read_csv(csv).columns) == SETTINGS + MEASUREMENTS
+
+
+def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkeypatch):
+    configs = []
+
+    def small_run_bench(config, say):
+        configs.append(config)
+        return run_bench(dataclasses.replace(config, train_images=64, eval_images=16, batch_size=8), say=say)
+
+    run_bench = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", small_run_bench)
+    bench.main(["--device", "cpu", "--steps", "1", "--warmup", "1", "--rounds", "1", "--plan", "smoke",
+                "--scale-to-dense-img-s", "1000"])
+    smoke = bench.profiles.profile("smoke")
+    (config,) = configs
+    assert (config.arch, config.width, config.teacher_arch, config.teacher_width) == \
+        (smoke.student.arch, smoke.student.width, smoke.teacher.arch, smoke.teacher.width)
+    assert config.image_shape == (1, 8, 8) and config.batch_size == smoke.student_training.batch_size
+    printed = capsys.readouterr().out
+    assert "PLAN (arithmetic, not a measurement)" in printed and "dense training runs at 1,000 images/s" in printed
+    assert "planned seconds per notebook: 01 " in printed

@@ -130,3 +130,20 @@ def test_the_plot_draws_a_line_per_curve_on_a_logit_axis(tmp_path, calls):
     assert len(axes.get_legend().get_texts()) == 5
     assert "2 seeds" in axes.get_title()
     assert [round(tick, 3) for tick in axes.get_xticks()] == [0.5, 0.9]
+
+
+def test_baselines_and_the_ablation_run_only_at_their_own_levels(tmp_path, calls):
+    run = experiment(tmp_path, "cifar10", sweep=(0.5, 0.9, 0.984), baseline_sweep=(0.9,), temperature_sweep=(0.984,),
+                     seeds=(0,))
+    table = sweep.run_sweep(run, progress=False)
+    levels = table.groupby(["method", "temperature"], dropna=False)["sparsity_target"].apply(sorted).to_dict()
+    assert levels[("teacher-guided", 3.0)] == [0.5, 0.9, 0.984]
+    assert levels[("teacher-guided", 5.0)] == [0.984]
+    assert all(levels[(method, 3.0)] == [0.9] for method in ("magnitude", "SNIP", "random"))
+    assert sorted(table.loc[table["retraining"] == "CE", "sparsity_target"]) == [0.5, 0.9, 0.984]
+    summary = sweep.summarise(table)
+    beside = sweep.beside_paper(summary, run.config).set_index(["setting", "sparsity_ours"])
+    assert len(beside) == 3 + 1 + 3  # KD T=3 and no KD at three levels, KD T=5 at one
+    assert beside.loc[("KD T=5", 0.984), "sparsity_paper"] == 0.9841
+    axes = sweep.plot_accuracy(sweep.main_curves(table, 3.0))
+    assert len(axes.get_legend().get_texts()) == 5

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import pandas as pd
 import papermill
 import torch
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -29,6 +30,7 @@ NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
 KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
 # the kernel's own log (not the cells' output) only from errors up: its start-up warnings would break the progress lines
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+WALL_CLOCK_TABLE = "batch_wall_clock"  # notebook, seconds, status: one row per notebook run
 
 
 class NotebookFailed(Exception):
@@ -60,15 +62,25 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
                   figures_root: str | Path | None = None, cell_timeout: int | None = None) -> Path:
     """Execute `notebooks` one after the other; returns the folder of the executed copies.
 
-    Prints one line per notebook with its wall-clock. The first notebook that fails, or the first cell
-    that runs longer than `cell_timeout` seconds (None: no limit), raises `NotebookFailed` after the
-    notebook's executed copy is written.
+    Prints one line per notebook with its wall-clock, and writes them (notebook, seconds, status) to
+    `batch_wall_clock.csv` beside the figures, also when a notebook fails. The first notebook that
+    fails, or the first cell that runs longer than `cell_timeout` seconds (None: no limit), raises
+    `NotebookFailed` after the notebook's executed copy is written.
     """
     environment = {frontend.HEADLESS_VARIABLE: "1"}
     if figures_root:
         environment["TGKIT_FIGURES"] = str(Path(figures_root).resolve())
-    executed = report.figures_dir(profile, dataset, figures_root) / "executed"
+    folder = report.figures_dir(profile, dataset, figures_root)
+    executed = folder / "executed"
     executed.mkdir(exist_ok=True)
+    wall_clock = []
+
+    def record(notebook: Path, started: float, status: str) -> float:
+        seconds = time.perf_counter() - started
+        wall_clock.append({"notebook": notebook.name, "seconds": seconds, "status": status})
+        report.save_table(pd.DataFrame(wall_clock), folder, WALL_CLOCK_TABLE)
+        return seconds
+
     parameters = {"profile": profile, "dataset": dataset, "seed": seed}
     print(f"running {len(notebooks)} notebook(s), profile {profile}, dataset {dataset}, seed {seed}; "
           f"executed copies in {executed}", flush=True)
@@ -83,13 +95,13 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
                                            cwd=notebook.parent, progress_bar=False, coalesce_streams=True,
                                            execution_timeout=cell_timeout)
             except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as error:
-                print(f"FAILED after {time.perf_counter() - started:.1f} s", flush=True)
+                print(f"FAILED after {record(notebook, started, 'failed'):.1f} s", flush=True)
                 # a cell's own error carries its source; a timeout's or a dead kernel's message names the cell
                 what = (f"failed in this cell:\n\n{error.source}\n{error}" if isinstance(error, PapermillExecutionError)
                         else f"{error}")
                 raise NotebookFailed(f"{notebook.name} {what}\nThe executed copy, {executed / notebook.name}, "
                                      f"shows the cell in place.") from error
-            print(f"{time.perf_counter() - started:.1f} s", flush=True)
+            print(f"{record(notebook, started, 'ok'):.1f} s", flush=True)
     return executed
 
 

@@ -6,6 +6,7 @@
 One run measures, on synthetic CIFAR-shaped data (random uint8 images, 10 classes) fed through the
 real `ImageData.batches` path, so that the augmentation on the device is part of every step:
 
+    train teacher    a teacher training step (cross-entropy), as notebook 01 trains the teacher
     train dense      a student training step exactly as `train.fit` takes it (cross-entropy)
     train masked     the same step with a `MaskEnforcer` around the optimizer step, as `retrain` runs
                      it, at 90% sparsity (global magnitude masks); and its overhead over dense, in %
@@ -13,12 +14,15 @@ real `ImageData.batches` path, so that the augmentation on the device is part of
     retrain with KD  the masked step plus the teacher's forward pass and the teacher-guided loss
     scoring          `scorer.teacher_guided_scores` as the pipeline calls it, in seconds per 50,000
                      images (one CIFAR epoch), extrapolated from the batches measured
-    eval             `train.evaluate`
+    eval             `train.evaluate`, of the student and of the teacher
 
 Warm-up steps, and with them torch.compile's compilation, are not timed; queued GPU work is
-synchronised before every clock read. The three kinds of training step are timed in alternating
-rounds and each reports its median round, so that a machine that slows down or speeds up during the
-run (clocks, another process on a shared CPU) shifts all three alike instead of biasing one.
+synchronised before every clock read. The kinds of training step are timed in alternating rounds
+and each reports its median round, so that a machine that slows down or speeds up during the run
+(clocks, another process on a shared CPU) shifts all of them alike instead of biasing one.
+
+`--plan PROFILE` adds what the profile's notebook batch would cost at the measured rates
+(`tgkit.budget`): a plan, not a measurement.
 
 Defaults follow the device. On CUDA: the full profile's networks (ResNet-18 width 64 student,
 ResNet-50 width 64 teacher) at batch 512. On the CPU: the same student at width 16, a ResNet-18
@@ -42,7 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tgkit import masker, scorer
+from tgkit import budget, masker, profiles, scorer
 from tgkit.data import ImageData
 from tgkit.models import build_model
 from tgkit.pipeline import device_name
@@ -90,6 +94,7 @@ class BenchConfig:
     cudnn_benchmark: bool = False
     train_images: int = EPOCH_IMAGES
     eval_images: int | None = None
+    image_shape: tuple[int, int, int] = IMAGE_SHAPE
 
     def resolved(self) -> BenchConfig:
         """A copy with the device chosen and every None field set to that device's default."""
@@ -99,17 +104,18 @@ class BenchConfig:
         return dataclasses.replace(self, device=device, **filled)
 
 
-def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0) -> ImageData:
-    """Random uint8 images of CIFAR's shape and random labels of 10 classes; val is the test split."""
+def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0,
+                    image_shape: tuple[int, int, int] = IMAGE_SHAPE) -> ImageData:
+    """Random uint8 images (CIFAR's shape by default) and random labels of 10 classes; val is the test split."""
     generator = torch.Generator().manual_seed(seed)
 
     def split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.randint(0, 256, (count, *IMAGE_SHAPE), dtype=torch.uint8, generator=generator)
+        images = torch.randint(0, 256, (count, *image_shape), dtype=torch.uint8, generator=generator)
         return images, torch.randint(0, NUM_CLASSES, (count,), generator=generator)
 
     train_x, train_y = split(train_images)
     test_x, test_y = split(eval_images)
-    channels = IMAGE_SHAPE[0]
+    channels = image_shape[0]
     return ImageData("synthetic-cifar", [str(c) for c in range(NUM_CLASSES)], train_x, train_y, test_x, test_y,
                      test_x, test_y, mean=(RANDOM_PIXEL_MEAN,) * channels, std=(RANDOM_PIXEL_STD,) * channels)
 
@@ -162,12 +168,13 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
     total_steps = config.warmup + config.rounds * config.steps
     train_config = TrainConfig(epochs=math.ceil(total_steps / steps_per_epoch) + 1, batch_size=config.batch_size,
                                amp=config.amp, channels_last=config.channels_last, compile=config.compile)
-    student = build_model(config.arch, NUM_CLASSES, width=config.width)
-    teacher = build_model(config.teacher_arch, NUM_CLASSES, width=config.teacher_width)
+    student = build_model(config.arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.width)
+    teacher = build_model(config.teacher_arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.teacher_width)
     # The pipeline hands `retrain` a student already on the device, so its enforcer is made there.
     pruned = copy.deepcopy(student).to(device)
     pruned_for_kd = copy.deepcopy(student).to(device)
     runners = {
+        "teacher": TrainingStep(copy.deepcopy(teacher), train_config, device, steps_per_epoch),
         "dense": TrainingStep(student, train_config, device, steps_per_epoch),
         "masked": TrainingStep(pruned, train_config, device, steps_per_epoch,
                                enforcer=masked_enforcer(pruned, config.sparsity)),
@@ -196,6 +203,7 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
 
     enforcer_seconds = timed(enforce_repeatedly, device)
     return {
+        "teacher_img_s": images / statistics.median(seconds["teacher"]),
         "dense_img_s": images / statistics.median(seconds["dense"]),
         "masked_img_s": images / statistics.median(seconds["masked"]),
         # paired by round: both kinds of a round ran under the same conditions
@@ -212,8 +220,8 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
     Called as the pipeline calls it: fresh networks on the device, default memory format, the
     training split's batches. One batch beforehand warms the same path up.
     """
-    student = build_model(config.arch, NUM_CLASSES, width=config.width).to(device)
-    teacher = build_model(config.teacher_arch, NUM_CLASSES, width=config.teacher_width).to(device).eval()
+    student = build_model(config.arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.width).to(device)
+    teacher = build_model(config.teacher_arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.teacher_width).to(device).eval()
 
     def score(images: int) -> None:
         batches = first_training_images(data, images).batches("train", config.batch_size, device=device)
@@ -226,13 +234,16 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
 
 
 def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) -> dict:
-    """Images/s of `train.evaluate` on the test split, of a student laid out as `train.fit` leaves it;
-    a first, untimed pass warms up the same batch shapes."""
+    """Images/s of `train.evaluate` on the test split, of a student and a teacher laid out as `train.fit`
+    leaves them; a first, untimed pass warms up the same batch shapes."""
     memory_format = memory_format_for(device, config.channels_last)
-    model = build_model(config.arch, NUM_CLASSES, width=config.width).to(device, memory_format=memory_format)
-    evaluate(model, data, "test", device=device)
-    seconds = timed(lambda: evaluate(model, data, "test", device=device), device)
-    return {"eval_img_s": config.eval_images / seconds}
+    rates = {}
+    for key, arch, width in (("eval_img_s", config.arch, config.width),
+                             ("teacher_eval_img_s", config.teacher_arch, config.teacher_width)):
+        model = build_model(arch, NUM_CLASSES, in_channels=config.image_shape[0], width=width).to(device, memory_format=memory_format)
+        evaluate(model, data, "test", device=device)
+        rates[key] = config.eval_images / timed(lambda: evaluate(model, data, "test", device=device), device)
+    return rates
 
 
 def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] = lambda message: None) -> pd.DataFrame:
@@ -243,7 +254,7 @@ def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] =
     if cuda:
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
     say(f"making {config.train_images:,} + {config.eval_images:,} synthetic images on {device}")
-    data = synthetic_cifar(config.train_images, config.eval_images).to(device)
+    data = synthetic_cifar(config.train_images, config.eval_images, image_shape=config.image_shape).to(device)
     row = {
         "device": device_name(device),
         "torch": torch.__version__,
@@ -281,13 +292,14 @@ REPORT_LINES = (
     ("torch.compile", "{compile}"),
     ("cudnn.benchmark", "{cudnn_benchmark}"),
     ("timed", "{rounds} rounds x {steps} steps of each kind, median round"),
+    ("train teacher", "{teacher_img_s:10,.0f} images/s"),
     ("train dense", "{dense_img_s:10,.0f} images/s"),
     ("train masked", "{masked_img_s:10,.0f} images/s   ({sparsity:.0%} sparse, MaskEnforcer)"),
     ("masked overhead", "{masked_overhead_pct:+10.1f} % time per step"),
     ("MaskEnforcer alone", "{enforcer_ms:10.2f} ms per step"),
     ("retrain with KD", "{kd_img_s:10,.0f} images/s   (masked + teacher forward + teacher-guided loss)"),
     ("scoring", "{score_s_per_50k:10,.1f} s per 50,000 images (extrapolated from {score_images:,} measured)"),
-    ("eval", "{eval_img_s:10,.0f} images/s"),
+    ("eval", "{eval_img_s:10,.0f} images/s   (teacher: {teacher_eval_img_s:,.0f} images/s)"),
     ("warm-up", "{warmup_s:10.1f} s, untimed above (torch.compile's compilation, if on, is in it)"),
 )
 
@@ -301,12 +313,14 @@ def format_report(table: pd.DataFrame) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tgkit.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", default="resnet18", help="student architecture (default resnet18)")
+    parser.add_argument("--arch", help="student architecture (default resnet18, or the --plan profile's student)")
     parser.add_argument("--width", type=int, help="student width (default 64 on CUDA, 16 on the CPU)")
     parser.add_argument("--teacher-arch", help="teacher architecture (default resnet50 on CUDA, resnet18 on the CPU)")
     parser.add_argument("--teacher-width", type=int, help="teacher width (default 64 on CUDA, 16 on the CPU)")
     parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 128 on the CPU")
     parser.add_argument("--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 3 on the CPU)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every kind (default 3)")
+    parser.add_argument("--warmup", type=int, help="untimed steps of each kind first (default 10 on CUDA, 1 on the CPU)")
     parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student (CUDA only, as in fit)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="train in fp32 instead of bf16 autocast")
@@ -315,19 +329,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="let cuDNN time its algorithms for each shape (not what fit does today)")
     parser.add_argument("--csv", metavar="PATH", help="also write the table's row to this CSV file")
+    parser.add_argument("--plan", metavar="PROFILE", choices=list(profiles.PROFILES),
+                        help="also print what this profile's notebook batch costs at the measured rates (tgkit.budget)")
+    parser.add_argument("--plan-dataset", metavar="DATASET", help="the dataset of --plan (default: the profile's)")
+    parser.add_argument("--scale-to-dense-img-s", type=float, metavar="N",
+                        help="plan at every measured rate times N / (measured dense rate): e.g. a CPU benchmark "
+                             "scaled to a GPU's expected dense rate; the plan says it is scaled")
     return parser.parse_args(argv)
+
+
+def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
+    """The plan of `budget.stage_plan` as a table with a total per notebook, labelled as a plan."""
+    how = (f"every rate scaled by the same factor so that dense training runs at {scaled_to:,.0f} images/s"
+           if scaled_to else "the rates measured above")
+    lines = [f"PLAN (arithmetic, not a measurement): images per stage / {how}; "
+             f"{budget.NOTEBOOK_OVERHEAD_S:.0f} s per notebook assumed for start-up and figures"]
+    shown = plan.assign(minutes=plan["seconds"] / 60)
+    lines.append(shown.to_string(index=False, formatters={"img_s": "{:,.0f}".format, "seconds": "{:.1f}".format,
+                                                          "minutes": "{:.2f}".format, "images": "{:,}".format}))
+    totals = budget.per_notebook(plan)
+    lines.append("planned seconds per notebook: "
+                 + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items()))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
-    config = BenchConfig(arch=args.arch, width=args.width, teacher_arch=args.teacher_arch,
-                         teacher_width=args.teacher_width, batch_size=args.batch_size, steps=args.steps,
-                         device=args.device, amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, cudnn_benchmark=args.cudnn_benchmark)
+    planned = profiles.profile(args.plan, args.plan_dataset) if args.plan else None
+    # a plan is only as good as the networks measured: by default those of the planned profile
+    networks = dict(arch=planned.student.arch, width=planned.student.width, teacher_arch=planned.teacher.arch,
+                    teacher_width=planned.teacher.width, batch_size=planned.student_training.batch_size) if planned else {}
+    given = dict(arch=args.arch, width=args.width, teacher_arch=args.teacher_arch, teacher_width=args.teacher_width,
+                 batch_size=args.batch_size)
+    networks |= {name: value for name, value in given.items() if value is not None}
+    if planned:
+        networks["image_shape"] = budget.image_shape(planned)
+    config = BenchConfig(**{"arch": "resnet18"} | networks, steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+                         device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+                         cudnn_benchmark=args.cudnn_benchmark)
     table = run_bench(config, say=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_report(table))
     if args.csv:
         table.to_csv(args.csv, index=False)
+    if args.plan:
+        rates = table.iloc[0].to_dict()
+        if args.scale_to_dense_img_s:
+            factor = args.scale_to_dense_img_s / rates["dense_img_s"]
+            rates = {key: value * factor if key.endswith("img_s") else value for key, value in rates.items()}
+            rates["score_s_per_50k"] /= factor
+        plan = budget.stage_plan(planned, rates)
+        print()
+        print(format_plan(plan, scaled_to=args.scale_to_dense_img_s))
     return table
 
 

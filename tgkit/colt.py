@@ -121,6 +121,8 @@ _COLT_PROFILES: dict[str, Callable[[], dict[str, Any]]] = {
                           final_training=TrainConfig(epochs=12, batch_size=64, lr=0.05), target_sparsity=0.90),
     "quick": lambda: dict(round_training=TrainConfig(epochs=2, batch_size=128, lr=0.1),
                           final_training=TrainConfig(epochs=6, batch_size=128, lr=0.1), target_sparsity=0.90),
+    "fast": lambda: dict(round_training=TrainConfig(epochs=1, batch_size=512, lr=0.4),
+                         final_training=TrainConfig(epochs=15, batch_size=512, lr=0.4), target_sparsity=0.977),
     "full": lambda: dict(round_training=replace(PAPER_ROUND_TRAINING),
                          final_training=replace(PAPER_ROUND_TRAINING), target_sparsity=0.977),
 }

@@ -98,6 +98,8 @@ class StageClock:
 
 
 def git_commit() -> str:
+    """HEAD of the kit's repository, "-dirty" when tracked files changed; where there is no git (a copy
+    of the tree on a GPU node), $TGKIT_GIT_COMMIT, else "unknown"."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -105,7 +107,7 @@ def git_commit() -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("TGKIT_GIT_COMMIT") or "unknown"
 
 
 def package_versions() -> dict[str, str]:

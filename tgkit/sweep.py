@@ -3,13 +3,15 @@
 One dense student, pruned once per (criterion, sparsity, retraining, seed) and retrained, every run
 through `pipeline.Experiment.pruned_result`, so each is computed once and cached:
 
-    teacher-guided   KD retraining at every temperature of `config.temperatures` (the temperature
-                     ablation) and at `config.kd.temperature` (the main curve), and CE retraining (no KD)
+    teacher-guided   KD retraining at `config.kd.temperature` (the main curve) and CE retraining (no KD)
+                     at every sparsity of `config.sweep`; KD at every temperature of
+                     `config.temperatures` (the temperature ablation) at `config.temperature_sweep`
     magnitude, SNIP, random
-                     KD retraining at `config.kd.temperature`: the baselines
+                     KD retraining at `config.kd.temperature`, at `config.baseline_sweep`: the baselines
 
-at every sparsity of `config.sweep` (a fraction of all weights: conv + BatchNorm gamma + fc, as the
-paper's tables count) and every retraining seed of `config.seeds`. The temperature is the KD
+(sparsities are fractions of all weights: conv + BatchNorm gamma + fc, as the paper's tables count;
+a level list left at None means every level of `config.sweep`), for every retraining seed of
+`config.seeds`. The temperature is the KD
 retraining temperature; the importance scores keep the scoring temperature `config.scoring.kd`.
 
     table = run_sweep(experiment)            one row per run (`COLUMNS`)
@@ -60,15 +62,29 @@ class SweepRun:
 
 def plan(config: RunConfig) -> list[SweepRun]:
     """Every run of the sweep, each once, seed by seed and level by level (so the first seed's curves
-    are complete before the second seed starts)."""
-    temperatures = list(dict.fromkeys([config.kd.temperature, *config.temperatures]))
+    are complete before the second seed starts).
+
+    Teacher-guided pruning runs at every level of `config.sweep`, with KD at the main temperature and
+    without KD; the other temperatures at the levels of `config.temperature_sweep`, the baselines at
+    those of `config.baseline_sweep` (each None: every level of `config.sweep`).
+    """
+    main = config.kd.temperature
+    other_temperatures = [t for t in dict.fromkeys(config.temperatures) if t != main]
+    ablation_levels = set(config.sweep if config.temperature_sweep is None else config.temperature_sweep)
+    baseline_levels = set(config.sweep if config.baseline_sweep is None else config.baseline_sweep)
+    levels = sorted(set(config.sweep) | ablation_levels | baseline_levels)
     runs = []
     for seed in config.seeds:
-        for sparsity in config.sweep:
-            runs += [SweepRun("teacher_guided", sparsity, temperature, seed) for temperature in temperatures]
-            runs.append(SweepRun("teacher_guided", sparsity, None, seed))
-            runs += [SweepRun(criterion, sparsity, config.kd.temperature, seed) for criterion in BASELINES]
-    return list(dict.fromkeys(runs))
+        for sparsity in levels:
+            if sparsity in config.sweep:
+                runs.append(SweepRun("teacher_guided", sparsity, main, seed))
+            if sparsity in ablation_levels:
+                runs += [SweepRun("teacher_guided", sparsity, temperature, seed) for temperature in other_temperatures]
+            if sparsity in config.sweep:
+                runs.append(SweepRun("teacher_guided", sparsity, None, seed))
+            if sparsity in baseline_levels:
+                runs += [SweepRun(criterion, sparsity, main, seed) for criterion in BASELINES]
+    return runs
 
 
 def run_sweep(experiment: Experiment, *, progress: bool = True) -> pd.DataFrame:
