@@ -1,6 +1,6 @@
 # tgkit: two commands on a fresh machine.
-#   make figures   set up .venv, then batch-reproduce the figures (PROFILE=smoke|quick|full, DATASET=...)
-#   make test      set up .venv, then run the tests
+#   make figures   set up .venv, then batch-reproduce the figures (PROFILE=smoke|quick|fast|full, DATASET=...)
+#   make test      set up .venv, then lint and run the tests (make test-fast: the unit tests only)
 #   make lab       set up .venv and JupyterLab, then open the notebooks
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -11,7 +11,7 @@ DATASET     ?=
 # full on a machine with a CUDA GPU, quick otherwise (evaluated when used, after .venv exists)
 PROFILE     ?= $(shell $(PY) -c "import torch; print('full' if torch.cuda.is_available() else 'quick')" 2>/dev/null || echo quick)
 
-.PHONY: figures test data lab bench wheelhouse gpu-bundle gpu-dry-run clean-runs
+.PHONY: figures test test-fast lint format data lab bench wheelhouse gpu-bundle gpu-dry-run clean-runs
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,21 @@ lab: $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
 	$(PY) -m jupyter lab --notebook-dir=notebooks
 
-test: $(VENV)/.installed data
+test: $(VENV)/.installed data lint
 	$(PY) -m pytest
+
+# The unit tests only (no training runs, no notebooks): under two minutes, for the edit-test loop.
+test-fast: $(VENV)/.installed lint
+	$(PY) -m pytest -m "not slow" tests
+
+# ruff (configured in pyproject.toml): lint, and check the formatting, of tgkit/ and tests/.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check tgkit tests
+	$(VENV)/bin/ruff format --check tgkit tests
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix tgkit tests
+	$(VENV)/bin/ruff format tgkit tests
 
 # Training, retraining and scoring throughput on this machine's device (BENCH_ARGS: see --help).
 bench: $(VENV)/.installed

@@ -12,10 +12,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from tgkit import batch, profiles
+from tgkit import batch, hparams
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = profiles.profile("smoke")
+SMOKE = hparams.profile("smoke")
 SPARSITY = 0.9  # notebook 02's parameter
 PRUNABLE_LAYERS = 12  # the convolutions of the smoke student, a ResNet-10
 CRITERIA = ["teacher_guided", "magnitude", "snip"]

@@ -55,9 +55,9 @@ def test_report_has_a_line_per_entry(tiny_table):
 
 
 def test_defaults_follow_the_device():
-    cpu = bench.BenchConfig(device="cpu").resolved()
+    cpu = bench.resolved(bench.BenchConfig(device="cpu"))
     assert (cpu.width, cpu.teacher_arch) == (16, "resnet18")
-    cuda = bench.BenchConfig(device="cuda", width=32).resolved()  # resolving touches no GPU
+    cuda = bench.resolved(bench.BenchConfig(device="cuda", width=32))  # resolving touches no GPU
     assert (cuda.width, cuda.teacher_arch, cuda.teacher_width, cuda.batch_size) == (32, "resnet50", 64, 512)
 
 
@@ -102,7 +102,7 @@ def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkey
     monkeypatch.setattr(bench, "run_bench", small_run_bench)
     bench.main(["--device", "cpu", "--steps", "1", "--warmup", "1", "--rounds", "1", "--plan", "smoke",
                 "--scale-to-dense-img-s", "1000"])
-    smoke = bench.profiles.profile("smoke")
+    smoke = bench.hparams.profile("smoke")
     (config,) = configs
     assert (config.arch, config.width, config.teacher_arch, config.teacher_width) == \
         (smoke.student.arch, smoke.student.width, smoke.teacher.arch, smoke.teacher.width)

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from tgkit import budget, colt, profiles, sweep
+from tgkit import budget, hparams, sweep
 
 # Rates of one kind of step each, in images/s, chosen so that every stage's seconds are easy to check.
 RATES = {"teacher_img_s": 1000.0, "kd_img_s": 2000.0, "masked_img_s": 4000.0, "eval_img_s": 10_000.0,
@@ -16,14 +16,14 @@ FAST_PLANNING_RATES = {"teacher_img_s": 8_104, "kd_img_s": 16_656, "masked_img_s
 
 
 def test_fast_profile_runs_the_papers_networks_on_the_full_training_set():
-    fast = profiles.profile("fast")
+    fast = hparams.profile("fast")
     assert (fast.teacher.arch, fast.teacher.width, fast.student.arch, fast.student.width) == \
         ("resnet50", 64, "resnet18", 64)
     assert fast.dataset == "cifar10" and fast.train_subset is None and fast.test_subset is None
 
 
 def test_fast_profile_keeps_every_run_the_issue_names():
-    runs = set(sweep.plan(profiles.profile("fast")))
+    runs = set(sweep.plan(hparams.profile("fast")))
     for level in (0.5046, 0.90, 0.977, 0.9841):
         assert sweep.SweepRun("teacher_guided", level, 3.0, 0) in runs
         assert sweep.SweepRun("teacher_guided", level, None, 0) in runs
@@ -32,29 +32,29 @@ def test_fast_profile_keeps_every_run_the_issue_names():
             assert sweep.SweepRun(criterion, level, 3.0, 0) in runs
     assert sweep.SweepRun("teacher_guided", 0.9841, 5.0, 0) in runs
     assert len(runs) == 4 * 2 + 2 * 3 + 1  # and nothing more: the slot is short
-    assert colt.colt_config("fast").target_sparsity == 0.977
+    assert hparams.colt_config("fast").target_sparsity == 0.977
 
 
 def test_fast_profile_fits_its_seven_minutes_at_its_planning_rates():
-    plan = budget.stage_plan(profiles.profile("fast"), FAST_PLANNING_RATES)
+    plan = budget.stage_plan(hparams.profile("fast"), FAST_PLANNING_RATES)
     assert plan["seconds"].sum() <= 7 * 60
 
 
 def test_split_sizes_follow_subset_and_validation_fraction():
-    assert budget.split_sizes(profiles.profile("fast")) == (45_000, 5_000, 10_000)
-    assert budget.split_sizes(profiles.profile("quick")) == (18_000, 2_000, 10_000)
+    assert budget.split_sizes(hparams.profile("fast")) == (45_000, 5_000, 10_000)
+    assert budget.split_sizes(hparams.profile("quick")) == (18_000, 2_000, 10_000)
     with pytest.raises(ValueError, match="imagefolder"):
-        budget.split_sizes(profiles.profile("quick", "imagefolder:somewhere"))
+        budget.split_sizes(hparams.profile("quick", "imagefolder:somewhere"))
 
 
 def test_colt_rounds_bound_assumes_the_nominal_rate():
-    settings = colt.colt_config("fast")  # 97.7% at 15% a round: 0.85^24 > 0.023 > 0.85^25
+    settings = hparams.colt_config("fast")  # 97.7% at 15% a round: 0.85^24 > 0.023 > 0.85^25
     assert budget.colt_rounds_at_most(settings) == 1 + 24
     assert budget.colt_rounds_at_most(replace(settings, target_sparsity=0.5)) == 1 + math.ceil(math.log(0.5) / math.log(0.85))
 
 
 def test_every_stage_is_images_over_its_rate():
-    config = replace(profiles.profile("fast"), latency_from_scratch=False)
+    config = replace(hparams.profile("fast"), latency_from_scratch=False)
     plan = budget.stage_plan(config, RATES).set_index("stage")
     train, val, test = 45_000, 5_000, 10_000
     teacher_epochs = config.teacher_training.epochs
@@ -70,7 +70,7 @@ def test_every_stage_is_images_over_its_rate():
 
 
 def test_a_scratch_latency_notebook_plans_the_one_shot_stages_twice():
-    config = replace(profiles.profile("fast"), latency_from_scratch=True)
+    config = replace(hparams.profile("fast"), latency_from_scratch=True)
     plan = budget.stage_plan(config, RATES)
     again = plan[plan["stage"].str.contains("again")]
     assert set(again["notebook"]) == {"04"}

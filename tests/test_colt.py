@@ -4,10 +4,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tgkit import checkpoint, colt, data, masker
-from tgkit.colt import ColtConfig, ColtSearch
-from tgkit.profiles import ModelSpec
-from tgkit.train import TrainConfig
+from tgkit import checkpoint, colt, data, hparams, masker, runcache
+from tgkit.colt import ColtSearch
+from tgkit.hparams import ColtConfig, ModelSpec, TrainConfig
+from tgkit.report import latency
 
 FAST = TrainConfig(epochs=1, batch_size=64, lr=0.05)
 TINY = ColtConfig(model=ModelSpec("smallcnn", 8), round_training=FAST,
@@ -83,8 +83,8 @@ def test_a_round_keeps_only_what_every_network_kept(digits):
     run = search(digits)
     run.next_round()  # round 0: training only
     own_masks = [colt.magnitude_mask(colt.masked_magnitudes(network, run.mask), 0.15) for network in run.networks]
-    total = colt.count_weights(run.mask)
-    assert [colt.count_pruned(mask) for mask in own_masks] == [round(0.15 * total)] * 2
+    total = masker.count_weights(run.mask)
+    assert [masker.count_pruned(mask) for mask in own_masks] == [round(0.15 * total)] * 2
 
     record = run.next_round()
     for name, kept in run.mask.items():
@@ -93,13 +93,13 @@ def test_a_round_keeps_only_what_every_network_kept(digits):
         for name, weight in prunable_weights(network).items():
             assert torch.equal(weight != 0, run.mask[name])
     assert 0.15 <= record["effective_prune_rate"] <= 1 - 0.85**2
-    assert record["effective_prune_rate"] == pytest.approx(colt.count_pruned(run.mask) / total)
+    assert record["effective_prune_rate"] == pytest.approx(masker.count_pruned(run.mask) / total)
 
 
 def test_conv_sparsity_grows_between_the_agreeing_and_disagreeing_bounds(digits):
     run = search(digits, target_sparsity=0.9)
     run.next_round()
-    one_weight = 1 / colt.count_weights(run.mask)
+    one_weight = 1 / masker.count_weights(run.mask)
     for r in range(1, 4):
         record = run.next_round()
         assert not record["trimmed"]
@@ -125,7 +125,7 @@ def test_the_round_reaching_the_target_lands_exactly_and_leaves_the_networks_rew
     run.next_round()
     record = run.next_round()
     assert run.done and record["trimmed"] and record["training_seconds"] == 0
-    assert colt.count_pruned(run.mask) == run.target_pruned == round(0.05 * colt.count_weights(run.mask))
+    assert masker.count_pruned(run.mask) == run.target_pruned == round(0.05 * masker.count_weights(run.mask))
     for network, initial in zip(run.networks, run.initial_states):
         for name, tensor in network.state_dict().items():
             expected = initial[name] * run.mask[name] if name in run.mask else initial[name]
@@ -137,24 +137,24 @@ def test_removal_order_puts_every_and_mask_first():
     generator = torch.Generator().manual_seed(0)
     scores = [{"a": torch.rand(40, generator=generator), "b": torch.rand(3, 5, generator=generator)} for _ in range(3)]
     for removed in (1, 7, 20):
-        merged = colt.merge_masks([masker.global_masks(s, removed / 55) for s in scores])
-        prefix = colt.mask_removing_first(scores, colt.count_pruned(merged))
+        merged = masker.intersect_masks([masker.global_masks(s, removed / 55) for s in scores])
+        prefix = masker.masks_removing_first(scores, masker.count_pruned(merged))
         assert all(torch.equal(merged[name], prefix[name]) for name in merged)
 
 
 # ---- LTH -------------------------------------------------------------------------------------------
 
 def test_lth_is_colt_with_one_partition_and_twenty_percent(digits):
-    config = colt.lth_config("smoke")
+    config = hparams.lth_config("smoke")
     assert (config.partitions, config.prune_rate, config.method) == (1, 0.2, "LTH")
-    assert colt.colt_config("smoke").method == "COLT (P=2)"
+    assert hparams.colt_config("smoke").method == "COLT (P=2)"
     run = search(digits, partitions=1, prune_rate=0.2, target_sparsity=0.9)
     (network,) = run.networks
     assert network[-1].out_features == 10 and run.blocks[0].num_classes == 10
     # one network: it rewinds to exactly theta0, head included, which is what its ticket trains from
     assert all(torch.equal(tensor, run.initial_states[0][name]) for name, tensor in run.template.state_dict().items())
     run.next_round()
-    remaining = colt.count_weights(run.mask)
+    remaining = masker.count_weights(run.mask)
     for _ in range(2):
         record = run.next_round()
         removed = round(0.2 * remaining)
@@ -172,8 +172,8 @@ def test_a_run_reaches_the_target_exactly_with_a_working_ticket(digits, finished
     assert abs(result["ticket"]["sparsity_all"] - 0.5) <= 1 / all_weights
     assert result["ticket"]["test_accuracy"] > 0.5
     assert masker.global_sparsity(ticket, over="all") == pytest.approx(result["ticket"]["sparsity_all"])
-    table = colt.rounds_table(result)
-    assert list(table.columns) == list(colt.ROUND_COLUMNS)
+    table = latency.rounds_table(result)
+    assert list(table.columns) == list(latency.ROUND_COLUMNS)
     assert table["round"].tolist() == list(range(len(table))) and len(table) >= 3
     assert table["effective_prune_rate"].iloc[1:-1].between(0.15, 0.2775).all()
     assert table["cumulative_seconds"].is_monotonic_increasing
@@ -213,18 +213,19 @@ def test_a_killed_run_resumes_from_its_last_finished_round(digits, finished_run,
 def test_another_configuration_is_never_served_from_the_checkpoints(digits, finished_run, tmp_path):
     folder, _ = finished_run
     other = replace(TINY, prune_rate=0.3)
-    assert colt.run_folder(folder, digits, other) != colt.run_folder(folder, digits, TINY)
-    # a checkpoint moved under another configuration's name is refused, not reused
-    moved = colt.run_folder(tmp_path, digits, other)
-    moved.mkdir(parents=True)
-    for name in ("init.pt", "state.pt"):
-        (moved / name).write_bytes((colt.run_folder(folder, digits, TINY) / name).read_bytes())
+    cache = runcache.RunCache(tmp_path / "runs", "cpu")
+    assert cache.stage("colt", other, upstream=["data-x"]).folder != cache.stage("colt", TINY, upstream=["data-x"]).folder
+    # a checkpoint moved under another configuration's folder is refused, not reused
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in (colt.INITIAL, colt.STATE):
+        (moved / name).write_bytes((folder / name).read_bytes())
     with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
-        colt.run_colt(digits, other, folder=tmp_path, device="cpu", progress=False)
+        colt.run_colt(digits, other, folder=moved, device="cpu", progress=False)
 
 
 def test_profiles_give_the_students_network_and_documented_defaults():
-    smoke, full = colt.colt_config("smoke"), colt.colt_config("full", target_sparsity=0.9)
+    smoke, full = hparams.colt_config("smoke"), hparams.colt_config("full", target_sparsity=0.9)
     assert smoke.model == ModelSpec("resnet10", 8) and full.model == ModelSpec("resnet18", 64)
     assert (full.round_training.epochs, full.round_training.lr, full.round_training.batch_size) == (50, 0.1, 256)
     assert (full.partitions, full.prune_rate, full.target_sparsity) == (2, 0.15, 0.9)

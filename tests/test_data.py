@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import require_dataset
 from tgkit import data
-from tgkit.data import Augment, Batches, DatasetNotFound, ImageData, load_dataset
+from tgkit.data import Augment, Batches, DatasetNotFound, ImageData, load_dataset, sources
 
 
 def save_image(path, pixels):
@@ -191,7 +191,7 @@ def test_shuffle_is_a_reproducible_permutation_that_changes_every_epoch():
     assert not torch.equal(first, second)
     _, rerun = tiny_batches(50, batch_size=8, shuffle=True, seed=1)
     assert torch.equal(torch.cat([y for _, y in rerun]), first)
-    rerun.epoch = 1  # resuming at epoch 1 continues the same sequence
+    rerun.repeats = 1  # resuming at the second pass continues the same sequence
     assert torch.equal(torch.cat([y for _, y in rerun]), second)
     _, other = tiny_batches(50, batch_size=8, shuffle=True, seed=2)
     assert not torch.equal(torch.cat([y for _, y in other]), first)
@@ -308,9 +308,9 @@ def test_imagefolder_missing_folder(tmp_path):
 def test_parallel_decoding_matches_the_plain_loop(tmp_path, monkeypatch):
     pixels = make_tree(tmp_path / "tree", per_class=5)
     paths = sorted(str(p) for p in pixels)
-    serial = data._decode_images(paths, desc="", progress=False)
-    monkeypatch.setattr(data, "_DECODE_CHUNK", 4)  # several chunks: the process pool does the work
-    assert torch.equal(data._decode_images(paths, desc="", progress=False), serial)
+    serial = sources._decode_images(paths, desc="", progress=False)
+    monkeypatch.setattr(sources, "_DECODE_CHUNK", 4)  # several chunks: the process pool does the work
+    assert torch.equal(sources._decode_images(paths, desc="", progress=False), serial)
 
 
 def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
@@ -323,7 +323,7 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(data, "_decode_images", no_decoding)
+    monkeypatch.setattr(sources, "_decode_images", no_decoding)
     second = load_dataset(name, tmp_path / "data", progress=False)
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
     assert list((tmp_path / "data" / "cache").iterdir()) == cached
@@ -406,7 +406,7 @@ def test_download_with_a_hanging_name_lookup_gives_up(tmp_path, monkeypatch):
         raise socket.gaierror(-3, "Temporary failure in name resolution")
 
     monkeypatch.setattr(socket, "getaddrinfo", hang)
-    monkeypatch.setattr(data, "_NETWORK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sources, "_NETWORK_TIMEOUT_S", 0.2)
     start = time.monotonic()
     with pytest.raises(DatasetNotFound, match="no answer within"):
         load_dataset("cifar100", tmp_path, download=True)

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from tgkit import colt, data, latency
-from tgkit.profiles import ModelSpec
-from tgkit.train import TrainConfig
+from tgkit import colt, data
+from tgkit.hparams import ColtConfig, ModelSpec, TrainConfig
+from tgkit.report import latency
 
 GPU = "NVIDIA H100"
 
@@ -108,7 +108,7 @@ def test_ambiguous_or_missing_stages_are_refused():
 
 
 def test_accuracy_at_the_same_sparsity():
-    table = latency.accuracy_table(PRUNED, colt_result())
+    table = latency.accuracy_at_target(PRUNED, colt_result())
     assert table.to_dict("records") == [
         {"method": "one-shot", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.91},
         {"method": "COLT (P=2)", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.85}]
@@ -126,7 +126,7 @@ def test_the_papers_minutes_are_a_separate_sourced_reference():
 def test_a_real_colt_run_accounts_for_all_its_seconds(tmp_path):
     torch.manual_seed(0)
     digits = data.load_dataset("digits", progress=False)
-    config = colt.ColtConfig(model=ModelSpec("smallcnn", 8), target_sparsity=0.3,
+    config = ColtConfig(model=ModelSpec("smallcnn", 8), target_sparsity=0.3,
                              round_training=TrainConfig(epochs=1, batch_size=64, lr=0.05),
                              final_training=TrainConfig(epochs=1, batch_size=64, lr=0.05))
     result = colt.run_colt(digits, config, folder=tmp_path, device="cpu", progress=False)

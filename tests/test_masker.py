@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.mask_analysis import mask_overlap
 from tgkit.masker import (
     LayerCollapseWarning,
     MaskMismatchError,
@@ -18,7 +19,6 @@ from tgkit.masker import (
     global_masks,
     global_sparsity,
     load_pruned,
-    mask_overlap,
     prunable_parameters,
     save_pruned,
     sparsity_for_target,
@@ -101,7 +101,7 @@ def test_exactly_k_lowest_are_pruned(sparsity):
     masks = global_masks(scores, sparsity)
     assert pruned_count(masks) == round(sparsity * 1000)
     assert all(mask.dtype == torch.bool and mask.shape == scores[name].shape for name, mask in masks.items())
-    if 0 < sparsity:
+    if sparsity > 0:
         # one threshold: every pruned score lies below every kept one
         flat_scores = torch.cat([scores[name].reshape(-1) for name in scores])
         flat_keep = torch.cat([masks[name].reshape(-1) for name in scores])

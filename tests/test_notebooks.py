@@ -1,5 +1,5 @@
 """The notebooks as files (one literal `parameters` cell, no outputs), and the helpers they compute with
-(`tgkit.plots`), on small hand-made networks and scores: nothing here trains."""
+(`tgkit.report`, `tgkit.mask_analysis`), on small hand-made networks and scores: nothing here trains."""
 import ast
 from pathlib import Path
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from tgkit import losses, masker, models, plots, scorer
-from tgkit.profiles import profile as make_profile
+from tgkit import losses, mask_analysis, masker, models, scorer
+from tgkit.hparams import profile as make_profile
+from tgkit.report import dense, importance, loss
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -65,22 +66,22 @@ def test_history_and_accuracy_tables():
     config = make_profile("smoke")
     teacher = fake_result(models.build_model("resnet10", 10, in_channels=1, width=4), epochs=3, kd=0.0)
     student = fake_result(models.build_model("resnet10", 10, in_channels=1, width=2), epochs=2, kd=0.1)
-    history = plots.history_table({"teacher": teacher, "dense student": student})
+    history = dense.history_table({"teacher": teacher, "dense student": student})
     assert list(history["network"]) == ["teacher"] * 3 + ["dense student"] * 2
     assert history.loc[4, "val_accuracy"] == pytest.approx(0.63)
-    accuracies = plots.accuracy_table(config, teacher=teacher, student=student)
+    accuracies = dense.dense_networks_table(config, teacher=teacher, student=student)
     assert list(accuracies["network"]) == ["teacher", "dense student"]
     assert list(accuracies["epochs"]) == [3, 2]
     assert accuracies.loc[0, "best_val_accuracy"] == pytest.approx(0.66)
     assert accuracies.loc[1, "parameters"] == sum(p.numel() for p in student["model"].parameters())
     assert accuracies.loc[0, "training_minutes"] == pytest.approx(1.5)
-    plots.plot_learning_curves(history)
+    dense.plot_learning_curves(history)
 
 
 def test_ca_kld_by_temperature_shows_that_the_authors_order_cancels_t():
     generator = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(16, 10, generator=generator), torch.randn(16, 10, generator=generator)
-    table = plots.ca_kld_by_temperature(student, teacher, [1, 3, 10])
+    table = loss.ca_kld_by_temperature(student, teacher, [1, 3, 10])
     assert len(table) == 2 * 3 and set(table["order"]) == set(losses.ORDERS)
     paper = table[table["order"] == "paper"].set_index("temperature")
     authors = table[table["order"] == "authors"].set_index("temperature")
@@ -91,7 +92,7 @@ def test_ca_kld_by_temperature_shows_that_the_authors_order_cancels_t():
     # T^2 keeps the gradient's scale in the paper's order, and multiplies it by T^2 in the authors'
     assert paper.loc[10.0, "scaled_gradient_norm"] == pytest.approx(paper.loc[3.0, "scaled_gradient_norm"], rel=0.3)
     assert authors.loc[10.0, "scaled_gradient_norm"] == pytest.approx(100 * authors.loc[1.0, "scaled_gradient_norm"], rel=1e-3)
-    plots.plot_ca_kld_by_temperature(table)
+    loss.plot_ca_kld_by_temperature(table)
 
 
 # ---- notebook 02: masks, per-layer tables, collapse ---------------------------------------------
@@ -120,20 +121,20 @@ def test_cut_layers_knows_that_a_shortcut_bypasses_an_emptied_branch():
         return {**keep_all, **{name: torch.zeros_like(keep_all[name]) for name in names}}
 
     # layer1.0 has an identity shortcut, layer4.0 a 1x1 convolution
-    assert plots.cut_layers(model, emptied("layer1.0.conv2.weight")) == []
-    assert plots.cut_layers(model, emptied("layer4.0.conv1.weight", "layer4.0.conv2.weight")) == []
-    assert plots.cut_layers(model, emptied("layer4.0.downsample.0.weight")) == []
+    assert mask_analysis.cut_layers(model, emptied("layer1.0.conv2.weight")) == []
+    assert mask_analysis.cut_layers(model, emptied("layer4.0.conv1.weight", "layer4.0.conv2.weight")) == []
+    assert mask_analysis.cut_layers(model, emptied("layer4.0.downsample.0.weight")) == []
     both = emptied("layer4.0.conv1.weight", "layer4.0.downsample.0.weight")
-    assert plots.cut_layers(model, both) == ["layer4.0.conv1.weight", "layer4.0.downsample.0.weight"]
-    assert plots.cut_layers(model, emptied("conv1.weight")) == ["conv1.weight"]
-    assert plots.collapsed_layers(both) == ["layer4.0.conv1.weight", "layer4.0.downsample.0.weight"]
+    assert mask_analysis.cut_layers(model, both) == ["layer4.0.conv1.weight", "layer4.0.downsample.0.weight"]
+    assert mask_analysis.cut_layers(model, emptied("conv1.weight")) == ["conv1.weight"]
+    assert mask_analysis.collapsed_layers(both) == ["layer4.0.conv1.weight", "layer4.0.downsample.0.weight"]
 
 
 def test_cut_layers_on_a_plain_cnn_cuts_at_any_emptied_layer():
     model = models.build_model("smallcnn", 10, in_channels=1, width=2)
     masks = {name: torch.ones_like(param, dtype=torch.bool) for name, param in masker.prunable_parameters(model).items()}
     masks["3.weight"] = torch.zeros_like(masks["3.weight"])
-    assert plots.cut_layers(model, masks) == ["3.weight"]
+    assert mask_analysis.cut_layers(model, masks) == ["3.weight"]
 
 
 def test_layer_and_sparsity_tables():
@@ -144,8 +145,8 @@ def test_layer_and_sparsity_tables():
     emptied_weights = sum(masker.prunable_parameters(model)[name].numel() for name in branch)
     prunable_weights = sum(p.numel() for p in masker.prunable_parameters(model).values())
     ratio = emptied_weights / prunable_weights
-    masks = plots.masks_by_criterion(scores, ratio)  # no LayerCollapseWarning: the tables report it
-    layers = plots.layer_table(model, masks)
+    masks = mask_analysis.masks_by_criterion(scores, ratio)  # no LayerCollapseWarning: the tables report it
+    layers = mask_analysis.layer_table(model, masks)
 
     assert len(layers) == 3 * len(masker.prunable_parameters(model))
     teacher_guided = layers[layers["criterion"] == "teacher_guided"].set_index("layer")
@@ -160,7 +161,7 @@ def test_layer_and_sparsity_tables():
     assert ((layers["kept"] / layers["weights"]) == layers["kept_fraction"]).all()
 
     target = masker.global_sparsity(model, masks["teacher_guided"], over="all")
-    sparsities = plots.sparsity_table(model, masks, target).set_index("criterion")
+    sparsities = mask_analysis.sparsity_table(model, masks, target).set_index("criterion")
     assert list(sparsities.index) == ["teacher_guided", "random", "snip"]
     assert sparsities["sparsity_all"].tolist() == pytest.approx([target] * 3)
     assert sparsities["sparsity_prunable"].tolist() == pytest.approx([ratio] * 3, abs=1e-6)
@@ -174,17 +175,17 @@ def test_layer_and_sparsity_tables():
 def test_relative_log_scores_put_the_threshold_at_zero():
     scores = {"a": torch.tensor([0.0, 1.0, 10.0]), "b": torch.tensor([100.0, 1000.0])}
     masks = masker.global_masks(scores, 0.4)  # prunes 0 and 1
-    relative = plots.relative_log_scores(scores, masks)
-    assert relative["a"].tolist() == pytest.approx([plots.LOWEST_DECADE, -1.0, 0.0])
+    relative = importance.relative_log_scores(scores, masks)
+    assert relative["a"].tolist() == pytest.approx([importance.LOWEST_DECADE, -1.0, 0.0])
     assert relative["b"].tolist() == pytest.approx([1.0, 2.0])
 
 
 def test_notebook_02_figures_draw():
     model = resnet()
     scores = {"teacher_guided": ranked_scores(model), "magnitude": ranked_scores(model, low={"conv1.weight"})}
-    masks = plots.masks_by_criterion(scores, 0.5)
-    table = plots.layer_table(model, masks)
-    plots.plot_score_distributions(scores, masks, sample_per_layer=50)
-    plots.plot_layer_scores(scores["magnitude"], masks["magnitude"], "layer2.0.conv1.weight")
-    plots.plot_kept_fraction(table, title="kept")
-    plots.plot_mask_overlap(table, title="overlap")
+    masks = mask_analysis.masks_by_criterion(scores, 0.5)
+    table = mask_analysis.layer_table(model, masks)
+    importance.plot_score_distributions(scores, masks, sample_per_layer=50)
+    importance.plot_layer_scores(scores["magnitude"], masks["magnitude"], "layer2.0.conv1.weight")
+    importance.plot_kept_fraction(table, title="kept")
+    importance.plot_mask_overlap(table, title="overlap")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tgkit import latency, paper
+from tgkit import paper
+from tgkit.report import latency
 
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "method.md"
 NOT_RUN = None  # "-" in method.md

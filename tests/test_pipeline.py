@@ -1,15 +1,14 @@
 """End to end: the cached pipeline on digits (smoke profile) and on real CIFAR-10, and the CLI."""
+import shutil
 from dataclasses import replace
 
 import pytest
 import torch
 
 from conftest import require_dataset
-from tgkit import checkpoint, cli, profiles
+from tgkit import checkpoint, cli, hparams, masker, runcache
+from tgkit.hparams import ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
 from tgkit.pipeline import Experiment
-from tgkit.profiles import ModelSpec, ScoringConfig
-from tgkit.retrainer import RetrainConfig
-from tgkit.train import TrainConfig
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ def runs_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smoke(runs_dir):
-    return Experiment(profiles.profile("smoke"), runs_dir=runs_dir, device="cpu", progress=False)
+    return Experiment(hparams.profile("smoke"), runs_dir=runs_dir, device="cpu", progress=False)
 
 
 def test_smoke_teacher_is_accurate(smoke):
@@ -38,7 +37,7 @@ def test_smoke_teacher_guided_90_percent_with_kd(smoke):
 
 def test_same_configuration_reuses_every_stage(smoke, runs_dir):
     smoke.pruned_result("teacher_guided", 0.9, kd=True)
-    again = Experiment(profiles.profile("smoke"), runs_dir=runs_dir, device="cpu", progress=False)
+    again = Experiment(hparams.profile("smoke"), runs_dir=runs_dir, device="cpu", progress=False)
     first = again.pruned_result("teacher_guided", 0.9, kd=True)
     assert again.timings and all(t["cached"] for t in again.timings)
     assert first["test_accuracy"] == smoke.pruned_result("teacher_guided", 0.9, kd=True)["test_accuracy"]
@@ -46,7 +45,7 @@ def test_same_configuration_reuses_every_stage(smoke, runs_dir):
 
 def test_changed_configuration_recomputes_only_what_it_affects(smoke, runs_dir):
     smoke.pruned_result("teacher_guided", 0.9, kd=True)
-    config = profiles.profile("smoke")
+    config = hparams.profile("smoke")
     config = replace(config, retraining=replace(config.retraining, epochs=1))
     changed = Experiment(config, runs_dir=runs_dir, device="cpu", progress=False)
     changed.pruned_result("teacher_guided", 0.9, kd=True)
@@ -61,7 +60,7 @@ def test_corrupt_stage_result_is_reported_not_destroyed(runs_dir, smoke):
     try:
         result_file.write_bytes(b"\x00garbage")
         with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
-            Experiment(profiles.profile("smoke"), runs_dir=runs_dir, device="cpu", progress=False).teacher_result()
+            Experiment(hparams.profile("smoke"), runs_dir=runs_dir, device="cpu", progress=False).teacher_result()
         assert result_file.read_bytes() == b"\x00garbage"
     finally:
         result_file.write_bytes(saved)
@@ -97,7 +96,7 @@ def test_cifar10_teacher_guided_beats_random_at_90_percent(tmp_path):
     require_dataset("cifar10")
     fast = TrainConfig(epochs=4, batch_size=128, lr=0.1)
     config = replace(
-        profiles.profile("quick"), train_subset=5000, teacher=ModelSpec("resnet10", 16),
+        hparams.profile("quick"), train_subset=5000, teacher=ModelSpec("resnet10", 16),
         student=ModelSpec("resnet10", 16), teacher_training=fast, student_training=fast,
         retraining=RetrainConfig(epochs=1, batch_size=128, lr=0.02), scoring=ScoringConfig(epochs=1))
     experiment = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
@@ -106,3 +105,99 @@ def test_cifar10_teacher_guided_beats_random_at_90_percent(tmp_path):
     print(f"dense student {experiment.student_result()['test_accuracy']:.3f}, "
           f"teacher-guided {guided:.3f}, random {random:.3f}")
     assert guided >= random + 0.10
+
+
+# ---- the run cache's edges, met through the Experiment --------------------------------------------
+
+def tiny_config():
+    """The smoke profile trained for a moment: a stage costs about a second."""
+    config = hparams.profile("smoke")
+    quick = replace(config.teacher_training, epochs=2)
+    return replace(config, teacher_training=quick, student_training=quick, student_kd=None,
+                   retraining=replace(config.retraining, epochs=1), scoring=replace(config.scoring, epochs=1))
+
+
+def stage_folders(runs_dir):
+    return sorted(path.name for path in runs_dir.iterdir() if not path.name.startswith(".")) if runs_dir.exists() else []
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda e: e.scores("teacher_guided", scoring_temperature=0), "scoring_temperature must be a finite number > 0"),
+    (lambda e: e.scores("teacher_guided", scoring_temperature=-3.0), "scoring_temperature"),
+    (lambda e: e.pruned_result("teacher_guided", 0.9, retraining_temperature=0), "retraining_temperature must be"),
+    (lambda e: e.pruned_result("teacher_guided", 0.9, kd=False, retraining_temperature=3.0), "pass kd=True"),
+    (lambda e: e.pruned_result("teacher_guided", 0.9999), "unreachable"),
+    (lambda e: e.pruned_result("no_such_criterion", 0.9), "unknown criterion"),
+])
+def test_bad_requests_fail_before_any_stage_folder_exists(tmp_path, call, message):
+    experiment = Experiment(tiny_config(), runs_dir=tmp_path / "runs", device="cpu", progress=False)
+    with pytest.raises(ValueError, match=message):
+        call(experiment)
+    assert stage_folders(tmp_path / "runs") == []
+
+
+def test_none_means_the_profiles_temperature(tmp_path):
+    experiment = Experiment(tiny_config(), runs_dir=tmp_path, device="cpu", progress=False)
+    default = experiment._scores_stage("teacher_guided", None, 0).id
+    assert experiment._scores_stage("teacher_guided", 3.0, 0).id == default  # the profile's own T
+    assert experiment._scores_stage("teacher_guided", 5.0, 0).id != default
+
+
+@pytest.mark.parametrize("stage, product", [("teacher", "model.pt"), ("scores-magnitude", "scores.pt")])
+def test_a_truncated_product_names_its_folder_and_a_rerun_after_deleting_it_recomputes(tmp_path, stage, product):
+    def run() -> float:
+        experiment = Experiment(tiny_config(), runs_dir=tmp_path, device="cpu", progress=False)
+        experiment.scores("magnitude")
+        return experiment.teacher_result()["test_accuracy"]
+
+    first = run()
+    (folder,) = tmp_path.glob(f"{stage}-*")
+    damaged = folder / product
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(checkpoint.CheckpointError, match=f"Delete that folder \\(rm -r {folder}\\)"):
+        run()
+    assert len(damaged.read_bytes()) == 100  # reported, not destroyed
+    shutil.rmtree(folder)
+    assert run() == first
+
+
+def test_a_killed_stage_resumes_and_counts_the_time_of_both_attempts(tmp_path, monkeypatch):
+    config = replace(tiny_config(), teacher_training=replace(tiny_config().teacher_training, epochs=3))
+    real = runcache.Stage.checkpointed
+    calls = []
+
+    def killed_after_two_epochs(stage):
+        real(stage)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runcache.Stage, "checkpointed", killed_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).teacher_result()
+    monkeypatch.setattr(runcache.Stage, "checkpointed", real)
+    resumed = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).teacher_result()
+    epochs = resumed["history"]
+    assert [epoch["epoch"] for epoch in epochs] == [1, 2, 3]
+    # every epoch's time is in the stage's, the two killed-and-kept ones included
+    assert resumed["seconds"] >= sum(epoch["seconds"] for epoch in epochs)
+
+
+def test_each_stage_has_one_timing_row(smoke):
+    smoke.pruned_result("teacher_guided", 0.9, kd=True)
+    smoke.pruned_result("teacher_guided", 0.9, kd=True)
+    ids = [row["id"] for row in smoke.timings]
+    assert len(ids) == len(set(ids))
+
+
+def test_colt_runs_in_the_run_cache_beside_the_one_shot_stages(tmp_path):
+    config = tiny_config()
+    settings = replace(config.colt, target_sparsity=0.5, round_training=replace(config.colt.round_training, epochs=1),
+                       final_training=replace(config.colt.final_training, epochs=1))
+    first = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).colt_result(settings)
+    again = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).colt_result(settings)
+    assert not first["cached"] and again["cached"]
+    assert all(record["cached"] for record in again["rounds"]) and again["ticket"]["cached"]
+    assert again["ticket"]["test_accuracy"] == first["ticket"]["test_accuracy"]
+    assert masker.global_sparsity(again["model"], again["mask"]) == pytest.approx(0.5, abs=1e-3)
+    assert len(list(tmp_path.glob("colt-*"))) == 1

@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from tgkit import checkpoint, data, masker, models, scorer
-from tgkit.retrainer import MaskEnforcer, RetrainConfig, retrain
-from tgkit.train import TrainConfig, fit
+from tgkit.hparams import RetrainConfig, TrainConfig
+from tgkit.masker import MaskEnforcer
+from tgkit.retrainer import retrain
+from tgkit.train import fit
 
 
 @pytest.fixture(scope="module")

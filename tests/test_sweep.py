@@ -1,5 +1,6 @@
-"""The sweep on an Experiment whose `pruned_result` returns known numbers: which runs it asks for, the
-tidy table, the mean and spread over seeds, and our numbers beside the paper's."""
+"""The sweep (`tgkit.sweep`; its tables and figures, `tgkit.report.sweep`) on an Experiment whose
+`pruned_result` returns known numbers: which runs it asks for, the tidy table, the mean and spread
+over seeds, and our numbers beside the paper's."""
 import math
 from dataclasses import replace
 
@@ -7,8 +8,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from tgkit import profiles, sweep
+from tgkit import hparams, sweep
 from tgkit.pipeline import Experiment
+from tgkit.report import sweep as sweep_report
 
 matplotlib.use("Agg")  # no display needed
 
@@ -25,7 +27,8 @@ def calls(monkeypatch):
     """Replace the expensive part, pruning and retraining, by `known_accuracy`; record every call."""
     made = []
 
-    def pruned_result(self, criterion, sparsity, *, kd=True, over="all", temperature=None, seed=None):
+    def pruned_result(self, criterion, sparsity, *, kd=True, over="all", retraining_temperature=None, seed=None):
+        temperature = retraining_temperature
         made.append({"criterion": criterion, "sparsity": sparsity, "kd": kd, "over": over,
                      "temperature": temperature, "seed": seed})
         return {"test_accuracy": known_accuracy(criterion, sparsity, temperature if kd else None, seed),
@@ -36,7 +39,7 @@ def calls(monkeypatch):
 
 
 def experiment(tmp_path, dataset="digits", **overrides) -> Experiment:
-    config = profiles.profile("smoke", dataset, **({"sweep": (0.5, 0.9), "seeds": (0, 1)} | overrides))
+    config = hparams.profile("smoke", dataset, **({"sweep": (0.5, 0.9), "seeds": (0, 1)} | overrides))
     return Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
 
 
@@ -67,30 +70,30 @@ def test_the_table_has_a_row_per_run_with_what_pruned_result_said(tmp_path, call
 
 
 def test_the_summary_averages_over_seeds(tmp_path, calls):
-    summary = sweep.summarise(sweep.run_sweep(experiment(tmp_path), progress=False))
+    summary = sweep_report.summarise(sweep.run_sweep(experiment(tmp_path), progress=False))
     assert len(summary) == 12 and (summary["seeds"] == 2).all()
     no_kd = summary[(summary["retraining"] == "CE") & (summary["sparsity_target"] == 0.5)].iloc[0]
     assert math.isnan(no_kd["temperature"])
     assert no_kd["test_accuracy"] == pytest.approx(0.90 - 0.05 + 0.01)  # seeds 0 and 1 differ by 0.02
     assert no_kd["test_accuracy_std"] == pytest.approx(0.02 / math.sqrt(2))  # sample std of two values
-    one_seed = sweep.summarise(sweep.run_sweep(experiment(tmp_path, seeds=(0,)), progress=False))
+    one_seed = sweep_report.summarise(sweep.run_sweep(experiment(tmp_path, seeds=(0,)), progress=False))
     assert one_seed["test_accuracy_std"].isna().all() and (one_seed["seeds"] == 1).all()
 
 
 def test_curves_for_the_two_figures(tmp_path, calls):
     table = sweep.run_sweep(experiment(tmp_path), progress=False)
-    main = sweep.main_curves(table, 3.0)
-    assert sorted(set(sweep.curve_labels(main))) == [
+    main = sweep_report.main_curves(table, 3.0)
+    assert sorted(set(sweep_report.curve_labels(main))) == [
         "SNIP, KD T=3", "magnitude, KD T=3", "random, KD T=3", "teacher-guided, KD T=3", "teacher-guided, no KD"]
-    ablation = sweep.temperature_ablation(table)
-    assert sorted(set(sweep.curve_labels(ablation))) == [
+    ablation = sweep_report.temperature_ablation(table)
+    assert sorted(set(sweep_report.curve_labels(ablation))) == [
         "teacher-guided, KD T=3", "teacher-guided, KD T=5", "teacher-guided, no KD"]
 
 
 def test_ours_beside_the_paper_at_its_nearest_level(tmp_path, calls):
     run = experiment(tmp_path, "cifar10", sweep=(0.5, 0.95, 0.975))
-    summary = sweep.summarise(sweep.run_sweep(run, progress=False))
-    table = sweep.beside_paper(summary, run.config, teacher_accuracy=0.93, student_accuracy=0.91)
+    summary = sweep_report.summarise(sweep.run_sweep(run, progress=False))
+    table = sweep_report.beside_paper(summary, run.config, teacher_accuracy=0.93, student_accuracy=0.91)
     assert list(table.columns) == ["setting", "sparsity_ours", "sparsity_paper", "ours", "ours_std", "seeds", "paper"]
     assert table.iloc[0].to_dict() == {"setting": "dense teacher", "sparsity_ours": 0.0, "sparsity_paper": 0.0,
                                        "ours": 93.0, "ours_std": pytest.approx(np.nan, nan_ok=True), "seeds": 1,
@@ -113,19 +116,19 @@ def test_ours_beside_the_paper_at_its_nearest_level(tmp_path, calls):
 
 def test_no_paper_reference_for_digits(tmp_path, calls):
     run = experiment(tmp_path, "digits", seeds=(0,))
-    assert sweep.beside_paper(sweep.summarise(sweep.run_sweep(run, progress=False)), run.config) is None
+    assert sweep_report.beside_paper(sweep_report.summarise(sweep.run_sweep(run, progress=False)), run.config) is None
 
 
 def test_caveats_name_what_differs_from_the_paper():
-    tiny = sweep.caveats(profiles.profile("quick", "tinyimagenet"))
+    tiny = sweep_report.caveats(hparams.profile("quick", "tinyimagenet"))
     assert any("32 px" in note and "224" in note for note in tiny)
     assert any("'quick'" in note and "20000 training images" in note for note in tiny)
-    assert not any("'full'" in note for note in sweep.caveats(profiles.profile("full", "cifar10")))
+    assert not any("'full'" in note for note in sweep_report.caveats(hparams.profile("full", "cifar10")))
 
 
 def test_the_plot_draws_a_line_per_curve_on_a_logit_axis(tmp_path, calls):
-    table = sweep.main_curves(sweep.run_sweep(experiment(tmp_path), progress=False), 3.0)
-    axes = sweep.plot_accuracy(table, title="digits")
+    table = sweep_report.main_curves(sweep.run_sweep(experiment(tmp_path), progress=False), 3.0)
+    axes = sweep_report.plot_accuracy(table, title="digits")
     assert axes.get_xscale() == "logit"
     assert len(axes.get_legend().get_texts()) == 5
     assert "2 seeds" in axes.get_title()
@@ -141,9 +144,9 @@ def test_baselines_and_the_ablation_run_only_at_their_own_levels(tmp_path, calls
     assert levels[("teacher-guided", 5.0)] == [0.984]
     assert all(levels[(method, 3.0)] == [0.9] for method in ("magnitude", "SNIP", "random"))
     assert sorted(table.loc[table["retraining"] == "CE", "sparsity_target"]) == [0.5, 0.9, 0.984]
-    summary = sweep.summarise(table)
-    beside = sweep.beside_paper(summary, run.config).set_index(["setting", "sparsity_ours"])
+    summary = sweep_report.summarise(table)
+    beside = sweep_report.beside_paper(summary, run.config).set_index(["setting", "sparsity_ours"])
     assert len(beside) == 3 + 1 + 3  # KD T=3 and no KD at three levels, KD T=5 at one
     assert beside.loc[("KD T=5", 0.984), "sparsity_paper"] == 0.9841
-    axes = sweep.plot_accuracy(sweep.main_curves(table, 3.0))
+    axes = sweep_report.plot_accuracy(sweep_report.main_curves(table, 3.0))
     assert len(axes.get_legend().get_texts()) == 5

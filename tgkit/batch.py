@@ -24,7 +24,7 @@ import torch
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from tgkit import frontend, profiles, report
+from tgkit import hparams, progress, report
 
 NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
 KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
@@ -67,7 +67,7 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
     fails, or the first cell that runs longer than `cell_timeout` seconds (None: no limit), raises
     `NotebookFailed` after the notebook's executed copy is written.
     """
-    environment = {frontend.HEADLESS_VARIABLE: "1"}
+    environment = {progress.HEADLESS_VARIABLE: "1"}
     if figures_root:
         environment["TGKIT_FIGURES"] = str(Path(figures_root).resolve())
     folder = report.figures_dir(profile, dataset, figures_root)
@@ -108,7 +108,7 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tgkit.batch", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(profiles.PROFILES), default=default_profile(),
+    parser.add_argument("--profile", choices=list(hparams.PROFILES), default=default_profile(),
                         help="default: full with a CUDA GPU, else quick (now: %(default)s)")
     parser.add_argument("--dataset", help="default: the profile's (digits for smoke, else cifar10)")
     parser.add_argument("--seed", type=int, default=0)
@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    dataset = args.dataset or profiles.DEFAULT_DATASETS[args.profile]
+    dataset = args.dataset or hparams.DEFAULT_DATASETS[args.profile]
     notebooks = find_notebooks(args.notebooks)
     if not notebooks:
         print(f"error: no notebooks in {NOTEBOOKS_DIR}", file=sys.stderr)

@@ -38,20 +38,20 @@ import dataclasses
 import math
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 import torch
 from torch import nn
 
-from tgkit import budget, masker, profiles, scorer
+from tgkit import budget, hparams, masker, scorer
 from tgkit.data import ImageData
+from tgkit.device import default_device, device_name, stopwatch
+from tgkit.hparams import BENCH_DEVICE_DEFAULTS, BenchConfig, TrainConfig
+from tgkit.masker import MaskEnforcer
 from tgkit.models import build_model
-from tgkit.pipeline import device_name
-from tgkit.retrainer import MaskEnforcer
-from tgkit.train import TrainConfig, TrainingStep, default_device, evaluate, memory_format_for, synchronize
+from tgkit.train import TrainingStep, evaluate, memory_format_for
 
 # One CIFAR-10 training epoch: scoring cost is reported per this many images.
 EPOCH_IMAGES = 50_000
@@ -60,48 +60,15 @@ IMAGE_SHAPE = (3, 32, 32)
 # Uniform random pixels have mean 1/2 and std 1/sqrt(12) in [0, 1] units.
 RANDOM_PIXEL_MEAN, RANDOM_PIXEL_STD = 0.5, 12 ** -0.5
 
-# Settings that depend on the device, for the fields a caller leaves at None.
-DEVICE_DEFAULTS = {
-    "cuda": dict(width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10,
-                 eval_images=10_000),
-    "cpu": dict(width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1,
-                eval_images=1_024),
-}
 
 
-@dataclass
-class BenchConfig:
-    """What to measure, and how long. Fields left at None take `DEVICE_DEFAULTS` for the device.
-
-    steps: timed steps per round of each kind of training step, and batches of the timed scoring pass.
-    train_images: the synthetic training split; as large as CIFAR-10's, so that the per-epoch work of
-        `Batches` (shuffling, drawing the augmentation) weighs on a step as much as in real training.
-    """
-
-    arch: str = "resnet18"
-    width: int | None = None
-    teacher_arch: str | None = None
-    teacher_width: int | None = None
-    batch_size: int | None = None
-    steps: int | None = None
-    warmup: int | None = None
-    rounds: int = 3
-    sparsity: float = 0.9
-    device: str | None = None
-    amp: bool = True
-    channels_last: bool = True
-    compile: bool = False
-    cudnn_benchmark: bool = False
-    train_images: int = EPOCH_IMAGES
-    eval_images: int | None = None
-    image_shape: tuple[int, int, int] = IMAGE_SHAPE
-
-    def resolved(self) -> BenchConfig:
-        """A copy with the device chosen and every None field set to that device's default."""
-        device = str(self.device or default_device())
-        defaults = DEVICE_DEFAULTS["cuda" if torch.device(device).type == "cuda" else "cpu"]
-        filled = {name: value for name, value in defaults.items() if getattr(self, name) is None}
-        return dataclasses.replace(self, device=device, **filled)
+def resolved(config: BenchConfig) -> BenchConfig:
+    """A copy with the device chosen and every None field set to that device's default
+    (`hparams.BENCH_DEVICE_DEFAULTS`)."""
+    device = str(config.device or default_device())
+    defaults = BENCH_DEVICE_DEFAULTS["cuda" if torch.device(device).type == "cuda" else "cpu"]
+    filled = {name: value for name, value in defaults.items() if getattr(config, name) is None}
+    return dataclasses.replace(config, device=device, **filled)
 
 
 def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0,
@@ -130,17 +97,15 @@ def endless_batches(data: ImageData, batch_size: int, device: torch.device,
     """Training batches epoch after epoch, each epoch asked of `data.batches` as `train.fit` asks it."""
     epoch = 0
     while True:
-        yield from data.batches("train", batch_size, device=device, seed=epoch, channels_last=channels_last)
+        yield from data.batches("train", batch_size, device=device, epoch=epoch, channels_last=channels_last)
         epoch += 1
 
 
 def timed(work: Callable[[], object], device: torch.device) -> float:
     """Seconds that `work()` takes, queued GPU work included."""
-    synchronize(device)
-    started = time.perf_counter()
-    work()
-    synchronize(device)
-    return time.perf_counter() - started
+    with stopwatch(device) as elapsed:
+        work()
+    return elapsed.seconds
 
 
 def run_steps(step: TrainingStep, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], count: int) -> None:
@@ -185,13 +150,13 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
     batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
 
     say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
-    warmup_seconds = sum(timed(lambda: run_steps(runner, batches[kind], config.warmup), device)
+    warmup_seconds = sum(timed(partial(run_steps, runner, batches[kind], config.warmup), device)
                          for kind, runner in runners.items())
     seconds = {kind: [] for kind in runners}
     for round_index in range(config.rounds):
         say(f"round {round_index + 1}/{config.rounds}: {config.steps} steps of each kind")
         for kind, runner in runners.items():
-            seconds[kind].append(timed(lambda: run_steps(runner, batches[kind], config.steps), device))
+            seconds[kind].append(timed(partial(run_steps, runner, batches[kind], config.steps), device))
 
     images = config.steps * config.batch_size
     enforcer = runners["masked"].enforcer
@@ -242,13 +207,13 @@ def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) 
                              ("teacher_eval_img_s", config.teacher_arch, config.teacher_width)):
         model = build_model(arch, NUM_CLASSES, in_channels=config.image_shape[0], width=width).to(device, memory_format=memory_format)
         evaluate(model, data, "test", device=device)
-        rates[key] = config.eval_images / timed(lambda: evaluate(model, data, "test", device=device), device)
+        rates[key] = config.eval_images / timed(partial(evaluate, model, data, "test", device=device), device)
     return rates
 
 
 def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] = lambda message: None) -> pd.DataFrame:
     """Measure everything (see the module docstring) and return one row: the settings, then the numbers."""
-    config = (config or BenchConfig()).resolved()
+    config = resolved(config or BenchConfig())
     device = torch.device(config.device)
     cuda = device.type == "cuda"
     if cuda:
@@ -329,7 +294,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="let cuDNN time its algorithms for each shape (not what fit does today)")
     parser.add_argument("--csv", metavar="PATH", help="also write the table's row to this CSV file")
-    parser.add_argument("--plan", metavar="PROFILE", choices=list(profiles.PROFILES),
+    parser.add_argument("--plan", metavar="PROFILE", choices=list(hparams.PROFILES),
                         help="also print what this profile's notebook batch costs at the measured rates (tgkit.budget)")
     parser.add_argument("--plan-dataset", metavar="DATASET", help="the dataset of --plan (default: the profile's)")
     parser.add_argument("--scale-to-dense-img-s", type=float, metavar="N",
@@ -355,7 +320,7 @@ def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
-    planned = profiles.profile(args.plan, args.plan_dataset) if args.plan else None
+    planned = hparams.profile(args.plan, args.plan_dataset) if args.plan else None
     # a plan is only as good as the networks measured: by default those of the planned profile
     networks = dict(arch=planned.student.arch, width=planned.student.width, teacher_arch=planned.teacher.arch,
                     teacher_width=planned.teacher.width, batch_size=planned.student_training.batch_size) if planned else {}

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from tgkit import colt
-from tgkit.profiles import RunConfig
+from tgkit import sweep
+from tgkit.hparams import ColtConfig, RunConfig
 
 # Official (train, test) sizes and the image shape (C, H, W) of the copies the kit uses (TinyImageNet at
 # 32 px): the benchmark needs no data, so the plan reads them from here.
@@ -53,7 +53,7 @@ def split_sizes(config: RunConfig) -> tuple[int, int, int]:
     return train - val, val, test
 
 
-def colt_rounds_at_most(config: colt.ColtConfig) -> int:
+def colt_rounds_at_most(config: ColtConfig) -> int:
     """Rounds to the target if every round removed only `prune_rate` (the networks agree on every
     weight): an upper bound, since disagreement removes more per round. (The target counts all
     weights; ResNets hold almost all of theirs in the pruned convolutions.)"""
@@ -70,8 +70,6 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float]) -> pd.DataFrame:
     teacher_eval_img_s, and score_s_per_50k (teacher-guided scoring). SNIP is planned at the
     teacher-guided rate, an upper bound (it skips the teacher).
     """
-    from tgkit import sweep  # the sweep's own plan says which runs notebook 03 makes
-
     train, val, test = split_sizes(config)
     rows = []
 
@@ -93,13 +91,13 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float]) -> pd.DataFrame:
     add("02", "teacher-guided scores", config.scoring.epochs * train, "score_s_per_50k", score_img_s)
     add("02", "SNIP scores", train, "score_s_per_50k", score_img_s)
 
-    runs = sweep.plan(config)
+    runs = sweep.plan(config)  # the sweep's own plan: the runs notebook 03 makes
     kd_runs = sum(run.kd for run in runs)
     training("03", f"retraining with KD ({kd_runs} runs)", config.retraining.epochs, "kd_img_s", runs=kd_runs)
     training("03", f"retraining without KD ({len(runs) - kd_runs} runs)", config.retraining.epochs,
              "masked_img_s", runs=len(runs) - kd_runs)
 
-    settings = colt.colt_config(config.profile, model=config.student)
+    settings = config.colt
     rounds = colt_rounds_at_most(settings)
     # every round but the last trains the block networks; together they see the training split once an epoch
     training("04", f"COLT rounds (at most {rounds})", (rounds - 1) * settings.round_training.epochs, "masked_img_s")

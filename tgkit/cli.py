@@ -5,7 +5,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from tgkit import checkpoint, data, profiles
+from tgkit import checkpoint, data, hparams
 from tgkit.pipeline import Experiment
 
 
@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="train or reuse teacher and dense student, score, prune, retrain; print a table",
         description="Runs the whole pipeline once per configuration; every stage is cached in the run "
                     "folder, so a second call with the same options only prints the table.")
-    run.add_argument("--profile", choices=list(profiles.PROFILES), default="smoke",
+    run.add_argument("--profile", choices=list(hparams.PROFILES), default="smoke",
                      help="smoke: digits on a CPU in a minute; quick: CIFAR-10 subset, ~15 min on 2 cores; "
                           "full: paper scale, for a GPU (default: %(default)s)")
     run.add_argument("--dataset", help=f"one of {', '.join(data.DATASETS)} or imagefolder:<path> "
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    config = profiles.profile(args.profile, args.dataset, seed=args.seed)
+    config = hparams.profile(args.profile, args.dataset, seed=args.seed)
     if args.sparsity:
         for sparsity in args.sparsity:
             if not 0 <= sparsity < 1:

@@ -14,6 +14,19 @@ controls:
 
 The paper's 98.41% on CIFAR-10 ResNet-18 is over all weights; it needed a conv-only ratio of 0.985.
 `sparsity_for_target` converts one into the other.
+
+A pruned weight stays exactly zero for ever after. Zeroing the weights once is not enough: momentum,
+weight decay and Adam's moment estimates would all move a zeroed weight off zero on the next step.
+The `MaskEnforcer` therefore, on every optimizer step,
+
+    1. zeroes the gradients of pruned weights before the step,
+    2. re-zeroes the pruned weights after it, and
+    3. zeroes their optimizer state (momentum buffer, Adam's exp_avg and exp_avg_sq),
+
+so that no optimizer, with any weight decay, can regrow a pruned connection (`train.fit(masks=...)`).
+
+Mask algebra, for the iterative baselines: counting pruned weights, the intersection of several
+networks' masks, and the order in which such an intersection removes weights.
 """
 from __future__ import annotations
 
@@ -29,9 +42,9 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.hparams import OVER
 
 PRUNED_FORMAT = "tgkit.pruned/1"
-OVER = ("all", "prunable")
 # what the paper's tables count as "all weights", with the short kind shown in reports
 WEIGHT_KINDS = (("conv", nn.Conv2d), ("linear", nn.Linear), ("bn", _BatchNorm))
 
@@ -165,6 +178,52 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------------
+# keeping pruned weights at zero
+
+
+class MaskEnforcer:
+    """Keep the pruned weights of `model` (mask False) at exactly zero through an optimizer's steps."""
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
+        parameters = dict(model.named_parameters())
+        missing = sorted(set(masks) - set(parameters))
+        if missing:
+            raise KeyError(f"masks name parameters the model does not have: {missing[:3]}")
+        self.parameters = [parameters[name] for name in masks]
+        self.masks = [masks[name] for name in masks]
+        self.keep: list[torch.Tensor] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Bind to the optimizer that steps the (by now placed) model; the masks take each weight's
+        device, dtype and memory layout, so the multiplications below never mix layouts."""
+        self.optimizer = optimizer
+        self.keep = [torch.empty_like(p).copy_(mask) for p, mask in zip(self.parameters, self.masks)]
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        grads = [p.grad for p in self.parameters if p.grad is not None]
+        keeps = [k for p, k in zip(self.parameters, self.keep) if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, keeps)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        torch._foreach_mul_(self.parameters, self.keep)
+        if self.optimizer is None:
+            return
+        for parameter, keep in zip(self.parameters, self.keep):
+            for value in self.optimizer.state.get(parameter, {}).values():
+                if torch.is_tensor(value) and value.shape == keep.shape:
+                    value.mul_(keep)
+
+
+def regrown_weights(model: nn.Module, masks: dict[str, Tensor]) -> list[str]:
+    """The tensors of `model` in which some weight that `masks` prunes is not zero (none, if kept)."""
+    return _nonzero_pruned(_checked_parameters(model, masks), masks)
+
+
+# --------------------------------------------------------------------------------------------------
 # measuring sparsity
 
 
@@ -189,27 +248,48 @@ def global_sparsity(model: nn.Module, masks: dict[str, Tensor] | None = None, ov
     return _global_row(_tensor_counts(model, masks), over)["sparsity"]
 
 
-def mask_overlap(a: dict[str, Tensor] | Tensor, b: dict[str, Tensor] | Tensor) -> float:
-    """Jaccard similarity of the kept weights: |kept_a & kept_b| / |kept_a | kept_b|.
+# --------------------------------------------------------------------------------------------------
+# mask algebra: counts, intersections, and the order an intersection removes weights in
 
-    Takes two mask dicts over the same tensors, or two mask tensors. 1.0 means the same weights
-    survive; two masks that keep nothing count as identical (1.0).
+
+def count_pruned(masks: dict[str, Tensor]) -> int:
+    """Weights the masks prune (False)."""
+    return sum(int((~keep).sum()) for keep in masks.values())
+
+
+def count_weights(masks: dict[str, Tensor]) -> int:
+    """Weights the masks cover, pruned or kept."""
+    return sum(keep.numel() for keep in masks.values())
+
+
+def intersect_masks(masks: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """AND: a weight survives only where every mask keeps it."""
+    return {name: torch.stack([mask[name] for mask in masks]).all(0) for name in masks[0]}
+
+
+def removal_order(scores: list[dict[str, Tensor]]) -> Tensor:
+    """Flat indices of all scored weights in the order an intersection of lowest-first masks removes them.
+
+    Per score dict, the rank of each weight in its lowest-first order (stable, as `global_masks` breaks
+    ties); a weight comes as early as its lowest rank over the dicts (ties by index). The AND of the
+    masks that each prune their n lowest is exactly the weights some dict ranks below n, so it is always
+    a prefix of this order.
     """
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        pairs = [("mask", a, b)]
-    else:
-        if set(a) != set(b):
-            raise ValueError(f"mask dicts cover different tensors: only in the first {sorted(set(a) - set(b))}, "
-                             f"only in the second {sorted(set(b) - set(a))}.")
-        pairs = [(name, a[name], b[name]) for name in a]
-    both, either = 0, 0
-    for name, kept_a, kept_b in pairs:
-        if kept_a.shape != kept_b.shape:
-            raise ValueError(f"masks of {name!r} differ in shape: {tuple(kept_a.shape)} vs {tuple(kept_b.shape)}.")
-        kept_a, kept_b = kept_a.bool(), kept_b.bool().to(kept_a.device)
-        both += int((kept_a & kept_b).sum())
-        either += int((kept_a | kept_b).sum())
-    return 1.0 if either == 0 else both / either
+    ranks = []
+    for one_network in scores:
+        flat = torch.cat([score.reshape(-1) for score in one_network.values()])
+        rank = torch.empty_like(flat, dtype=torch.int64)
+        rank[torch.argsort(flat, stable=True)] = torch.arange(flat.numel())
+        ranks.append(rank)
+    return torch.argsort(torch.stack(ranks).amin(0), stable=True)
+
+
+def masks_removing_first(scores: list[dict[str, Tensor]], count: int) -> dict[str, Tensor]:
+    """The masks that remove exactly the first `count` weights of `removal_order(scores)`."""
+    keep = torch.ones(sum(score.numel() for score in scores[0].values()), dtype=torch.bool)
+    keep[removal_order(scores)[:count]] = False
+    pieces = keep.split([score.numel() for score in scores[0].values()])
+    return {name: piece.reshape(score.shape) for (name, score), piece in zip(scores[0].items(), pieces)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,21 +1,24 @@
 """The end-to-end run, stage by stage, cached and resumable: what the CLI and the notebooks call.
 
     teacher -> dense student -> importance scores -> one-shot global masks -> retraining (KD or not)
+    and, on the same data, the iterative baseline COLT (or LTH)
 
-Every stage writes its products into a folder of the run cache named by the stage and a hash of
-everything it depends on: its own settings and the keys of the stages before it. The same
-configuration therefore reuses a stage, a changed one never does, and notebooks share each other's
-work. Training stages checkpoint every epoch, so a run killed half-way resumes where it stopped.
-All files are written atomically (`checkpoint`). Each stage records the wall-clock it took when it
-ran (GPU synchronised, data decoding excluded) and the device, for the latency comparison.
+Every stage is a stage of the run cache (`tgkit.runcache`), keyed by its own dataclass of
+`tgkit.hparams` (`NetworkTraining`, `ScoringStage`, `PruningStage`, `ColtConfig`), the stages it builds
+on and the device: the same configuration reuses a stage, a changed one never does, notebooks share
+each other's work, and two processes never compute one stage twice. Training stages checkpoint every
+epoch, so a run killed half-way resumes where it stopped. The arguments of a request (criterion,
+sparsity, temperature) are checked before any stage starts, so a bad one leaves nothing behind.
+
+Each stage records the wall-clock it took when it ran (GPU synchronised, data decoding excluded,
+summed over resumes) and the device: `Experiment.timings` has one row per stage this experiment used,
+for the latency comparison.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
-import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -23,24 +26,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tgkit import checkpoint, data as datasets, masker, models, scorer
-from tgkit.profiles import ModelSpec, RunConfig
+from tgkit import checkpoint, colt, data, losses, masker, models, scorer
+from tgkit.device import default_device, device_name, stopwatch
+from tgkit.hparams import ColtConfig, KDConfig, ModelSpec, NetworkTraining, PruningStage, RunConfig, ScoringStage
 from tgkit.retrainer import retrain
-from tgkit.train import default_device, evaluate, fit, synchronize
+from tgkit.runcache import RunCache, Stage
+from tgkit.train import evaluate, fit
 
-CRITERIA = tuple(scorer.SCORERS)
-
-
-def config_key(settings: dict) -> str:
-    """A short stable hash of a JSON-able settings dict."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+# offsets of the initial-weight seeds, seed * 1000 + offset: teacher, dense student (and COLT's networks)
+TEACHER_INIT, STUDENT_INIT = 1, 2
 
 
 class Experiment:
@@ -50,91 +44,90 @@ class Experiment:
     def __init__(self, config: RunConfig, *, runs_dir: str | Path | None = None,
                  device: str | torch.device | None = None, progress: bool = True):
         self.config = config
-        self.runs_dir = Path(runs_dir or os.environ.get("TGKIT_RUNS") or datasets.default_data_dir() / "runs")
+        self.runs_dir = Path(runs_dir or os.environ.get("TGKIT_RUNS") or data.default_data_dir() / "runs")
         self.device = torch.device(device) if device else default_device()
+        self.cache = RunCache(self.runs_dir, self.device)
         self.progress = progress
-        self.timings: list[dict] = []  # one row per stage used by this experiment: seconds, cached or not
+        self.timings: list[dict] = []  # one row per stage used: seconds, whether read from the cache, device
 
-    # ---- data -------------------------------------------------------------------------------
+    @property
+    def device_name(self) -> str:
+        return device_name(self.device)
+
+    # ---- data and networks ----------------------------------------------------------------------
     @cached_property
-    def data(self) -> datasets.ImageData:
+    def data(self) -> data.ImageData:
         c = self.config
-        loaded = datasets.load_dataset(c.dataset, train_subset=c.train_subset, test_subset=c.test_subset,
-                                       val_fraction=c.val_fraction, seed=c.seed, progress=self.progress)
+        loaded = data.load_dataset(c.dataset, train_subset=c.train_subset, test_subset=c.test_subset,
+                                   val_fraction=c.val_fraction, seed=c.seed, progress=self.progress)
         return loaded.to(self.device)  # resident on the GPU: no host-to-device copy per epoch
 
-    def _data_settings(self) -> dict:
-        c = self.config
-        return {"dataset": c.dataset, "train_subset": c.train_subset, "test_subset": c.test_subset,
-                "val_fraction": c.val_fraction, "seed": c.seed}
+    @cached_property
+    def data_id(self) -> str:
+        return self.cache.stage("data", self.config.data).id
 
-    # ---- cache ------------------------------------------------------------------------------
-    def _stage_dir(self, stage: str, settings: dict) -> Path:
-        folder = self.runs_dir / f"{stage}-{config_key(settings)}"
-        if not (folder / "settings.json").exists():
-            checkpoint.write_json_atomic(settings, folder / "settings.json")
-        return folder
+    @cached_property
+    def architecture(self) -> nn.Module:
+        """The student's architecture without weights (on the meta device): what a sparsity is counted on."""
+        _ = self.data  # loaded outside the meta device
+        with torch.device("meta"):
+            return self._architecture(self.config.student)
 
-    def _record(self, stage: str, result: dict, cached: bool) -> dict:
-        self.timings.append({"stage": stage, "seconds": result["seconds"], "cached": cached,
-                             "device": result["device"]})
-        return {**result, "cached": cached}
+    def _architecture(self, spec: ModelSpec) -> nn.Module:
+        return models.build_model(spec.arch, self.data.num_classes, in_channels=self.data.image_shape[0],
+                                  width=spec.width)
 
-    def _cached(self, stage: str, settings: dict, compute) -> tuple[Path, dict]:
-        """Return the stage folder and its `result.pt`, computing both with `compute(folder)` if absent."""
-        folder = self._stage_dir(stage, settings)
-        result_file = folder / "result.pt"
-        if result_file.exists():
-            return folder, self._record(stage, checkpoint.load_checkpoint(result_file), cached=True)
-        self.data  # decoding the dataset is a one-off cost, never part of a stage's time
-        synchronize(self.device)
-        started = time.perf_counter()
-        result = compute(folder)
-        synchronize(self.device)
-        result.update(seconds=time.perf_counter() - started, device=device_name(self.device))
-        checkpoint.save_atomic(result, result_file)
-        return folder, self._record(stage, result, cached=False)
+    def _build(self, spec: ModelSpec, init_seed: int) -> nn.Module:
+        torch.manual_seed(init_seed)
+        return self._architecture(spec)
 
-    def _build(self, spec: ModelSpec, seed_offset: int) -> nn.Module:
-        torch.manual_seed(self.config.seed * 1000 + seed_offset)
-        channels = self.data.image_shape[0]
-        return models.build_model(spec.arch, self.data.num_classes, in_channels=channels, width=spec.width)
+    def _init_seed(self, offset: int) -> int:
+        return self.config.seed * 1000 + offset
 
-    def _load_model(self, spec: ModelSpec, path: Path) -> nn.Module:
-        model = self._build(spec, 0)
-        model.load_state_dict(checkpoint.load_checkpoint(path))
-        return model.to(self.device).eval()
+    def _run(self, stage: Stage, compute) -> dict:
+        """Run a stage (the data decoded first: a one-off cost, never part of a stage's time) and keep
+        its timing row."""
+        _ = self.data
+        result = stage.run(compute)
+        if not any(row["id"] == stage.id for row in self.timings):
+            self.timings.append({"stage": stage.name, "id": stage.id, "seconds": result["seconds"],
+                                 "cached": result["cached"], "device": result["device"]})
+        return {**result, "stage": stage.id}
 
     # ---- stage 1 and 2: dense networks --------------------------------------------------------
-    def _teacher_settings(self) -> dict:
+    def _teacher_stage(self) -> Stage:
         c = self.config
-        return {"data": self._data_settings(), "model": asdict(c.teacher), "training": asdict(c.teacher_training)}
+        return self.cache.stage("teacher", NetworkTraining(c.teacher, c.teacher_training, None,
+                                                           self._init_seed(TEACHER_INIT)), upstream=[self.data_id])
 
-    def _student_settings(self) -> dict:
+    def _student_stage(self) -> Stage:
         c = self.config
-        settings = {"data": self._data_settings(), "model": asdict(c.student), "training": asdict(c.student_training)}
-        if c.student_kd is not None:
-            settings.update(kd=asdict(c.student_kd), teacher=self._teacher_settings())
-        return settings
+        upstream = [self.data_id] + ([self._teacher_stage().id] if c.student_kd is not None else [])
+        return self.cache.stage("student", NetworkTraining(c.student, c.student_training, c.student_kd,
+                                                           self._init_seed(STUDENT_INIT)), upstream=upstream)
 
-    def _train_dense(self, role: str, spec: ModelSpec, settings: dict, teacher: nn.Module | None) -> dict:
-        config = self.config.teacher_training if role == "teacher" else self.config.student_training
+    def _train_dense(self, role: str, stage: Stage, teacher: nn.Module | None) -> dict:
+        settings: NetworkTraining = stage.config
 
-        def compute(folder: Path) -> dict:
-            model, history = fit(self._build(spec, 1 if role == "teacher" else 2), self.data, config,
-                                 teacher=teacher, kd=self.config.student_kd if teacher is not None else None,
-                                 device=self.device, seed=self.config.seed, resume=folder / "training.ckpt",
-                                 desc=f"{role} ({spec.arch})", progress=self.progress)
-            checkpoint.save_atomic(model.state_dict(), folder / "model.pt")
+        def compute(stage: Stage) -> dict:
+            model, history = fit(self._build(settings.model, settings.init_seed), self.data, settings.training,
+                                 teacher=teacher, kd=settings.kd, device=self.device, seed=self.config.seed,
+                                 resume=stage.path("training.ckpt"), desc=f"{role} ({settings.model.arch})",
+                                 progress=self.progress, after_epoch=stage.checkpointed)
+            stage.save(model.state_dict(), "model.pt")
             return {"history": history, "test_accuracy": evaluate(model, self.data, "test", device=self.device)}
 
-        folder, result = self._cached(role, settings, compute)
-        result["model"] = self._load_model(spec, folder / "model.pt")
-        return result
+        result = self._run(stage, compute)
+        model = self._build(settings.model, self._init_seed(0))
+        try:
+            model.load_state_dict(stage.load("model.pt"))
+        except RuntimeError as error:  # a state dict of another shape: not this stage's file
+            raise stage.damaged(error) from error
+        return {**result, "model": model.to(self.device).eval()}
 
     def teacher_result(self) -> dict:
-        """The trained teacher: {"model", "history", "test_accuracy", "seconds", "device"}."""
-        return self._train_dense("teacher", self.config.teacher, self._teacher_settings(), None)
+        """The trained teacher: {"model", "history", "test_accuracy", "seconds", "device", "cached"}."""
+        return self._train_dense("teacher", self._teacher_stage(), None)
 
     def teacher(self) -> nn.Module:
         return self.teacher_result()["model"]
@@ -142,106 +135,124 @@ class Experiment:
     def student_result(self) -> dict:
         """The dense student, trained with KD from the teacher when `config.student_kd` is set."""
         teacher = self.teacher() if self.config.student_kd is not None else None
-        return self._train_dense("student", self.config.student, self._student_settings(), teacher)
+        return self._train_dense("student", self._student_stage(), teacher)
 
     def student(self) -> nn.Module:
         return self.student_result()["model"]
 
     # ---- stage 3 and 4: importance and masks -------------------------------------------------
-    def _score_settings(self, criterion: str, temperature: float | None, seed: int) -> dict:
-        if criterion not in scorer.SCORERS:
-            raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
-        settings = {"criterion": criterion, "student": self._student_settings()}
-        s = self.config.scoring
-        if criterion == "teacher_guided":
-            kd = asdict(s.kd) | ({"temperature": temperature} if temperature else {})
-            settings.update(teacher=self._teacher_settings(), epochs=s.epochs, ema=s.ema, variant=s.variant,
-                            batch_size=s.batch_size, kd=kd)
-        elif criterion == "snip":
-            settings.update(ema=s.ema, batch_size=s.batch_size)
-        elif criterion == "random":
-            settings.update(seed=seed)
-        return settings
+    def _scores_stage(self, criterion: str, scoring_temperature: float | None, seed: int) -> Stage:
+        chosen = scorer.criterion(criterion)
+        settings = self.config.scoring
+        if scoring_temperature is not None:
+            settings = replace(settings, kd=_with_temperature(settings.kd, scoring_temperature, "scoring_temperature"))
+        upstream = [self._student_stage().id] + ([self._teacher_stage().id] if chosen.needs_teacher else [])
+        return self.cache.stage(f"scores-{criterion}", ScoringStage(criterion, settings if chosen.needs_data else None,
+                                                                    seed if chosen.uses_seed else None),
+                                upstream=upstream)
 
-    def scores(self, criterion: str = "teacher_guided", *, temperature: float | None = None,
+    def scores(self, criterion: str = "teacher_guided", *, scoring_temperature: float | None = None,
                seed: int | None = None) -> dict[str, torch.Tensor]:
-        """Importance of every prunable weight of the dense student by `criterion` (see `scorer.SCORERS`)."""
-        seed = self.config.seed if seed is None else seed
-        settings = self._score_settings(criterion, temperature, seed)
-        s = self.config.scoring
+        """Importance of every prunable weight of the dense student by `criterion` (see `scorer.CRITERIA`).
 
-        def compute(folder: Path) -> dict:
+        `scoring_temperature`: the temperature of the scoring loss (None: `config.scoring.kd`'s).
+        `seed`: of the random criterion (None: `config.seed`).
+        """
+        stage = self._scores_stage(criterion, scoring_temperature, self._seed(seed))
+        settings: ScoringStage = stage.config
+        chosen = scorer.criterion(criterion)
+
+        def compute(stage: Stage) -> dict:
             student = self.student()
-            train = self.data.batches("train", s.batch_size, device=self.device, seed=self.config.seed)
-            if criterion == "teacher_guided":
-                kd = s.kd
-                scores = scorer.teacher_guided_scores(
-                    student, self.teacher(), train, epochs=s.epochs, ema=s.ema, alpha=kd.alpha,
-                    temperature=temperature or kd.temperature, beta=kd.beta, order=kd.order, variant=s.variant,
-                    progress=self.progress)
-            elif criterion == "snip":
-                scores = scorer.snip_scores(student, train, ema=s.ema, progress=self.progress)
-            elif criterion == "magnitude":
-                scores = scorer.magnitude_scores(student)
-            else:
-                scores = scorer.random_scores(student, seed=seed)
-            checkpoint.save_atomic(scores, folder / "scores.pt")
+            teacher = self.teacher() if chosen.needs_teacher else None
+            batches = (self.data.batches("train", settings.settings.batch_size, device=self.device,
+                                         seed=self.config.seed) if chosen.needs_data else None)
+            stage.save(scorer.score(criterion, student, teacher=teacher, batches=batches, settings=settings.settings,
+                                    seed=self._seed(seed), progress=self.progress), "scores.pt")
             return {}
 
-        folder, _ = self._cached(f"scores-{criterion}", settings, compute)
-        return checkpoint.load_checkpoint(folder / "scores.pt")
+        self._run(stage, compute)
+        return stage.load("scores.pt")
 
-    def masks(self, criterion: str, sparsity: float, *, over: str = "all", temperature: float | None = None,
+    def masks(self, criterion: str, sparsity: float, *, over: str = "all", scoring_temperature: float | None = None,
               seed: int | None = None) -> dict[str, torch.Tensor]:
         """One-shot global masks at `sparsity`, measured `over` "all" weights (the paper's tables) or "prunable"."""
-        scores = self.scores(criterion, temperature=temperature, seed=seed)
-        ratio = masker.sparsity_for_target(self.student(), sparsity, over=over)
-        return masker.global_masks(scores, ratio)
+        ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
+        return masker.global_masks(self.scores(criterion, scoring_temperature=scoring_temperature, seed=seed), ratio)
 
     # ---- stage 5: retraining -------------------------------------------------------------------
     def pruned_result(self, criterion: str, sparsity: float, *, kd: bool = True, over: str = "all",
-                      temperature: float | None = None, seed: int | None = None) -> dict:
+                      retraining_temperature: float | None = None, seed: int | None = None) -> dict:
         """Prune the dense student at `sparsity` by `criterion` and retrain it, with KD or without.
 
-        `temperature` is the KD retraining temperature (default `config.kd`); scoring keeps its own.
-        Returns {"model", "masks", "history", "test_accuracy", "sparsity_all", "sparsity_prunable",
-        "pruning_seconds", "seconds" (pruning + retraining), "device"}.
+        `retraining_temperature`: the temperature of the KD retraining (None: `config.kd`'s); the scores
+        keep the scoring temperature. `seed`: of the retraining's batches and of random scores (None:
+        `config.seed`). Returns {"model", "masks", "history", "test_accuracy", "sparsity_all",
+        "sparsity_prunable", "pruning_seconds", "seconds" (pruning + retraining), "device", "cached"}.
         """
-        seed = self.config.seed if seed is None else seed
-        kd_config = replace(self.config.kd, temperature=temperature or self.config.kd.temperature) if kd else None
-        settings = {"scores": self._score_settings(criterion, None, seed), "sparsity": sparsity, "over": over,
-                    "retraining": asdict(self.config.retraining), "seed": seed,
-                    "kd": asdict(kd_config) if kd else None}
+        seed = self._seed(seed)
+        ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
+        if retraining_temperature is not None and not kd:
+            raise ValueError("retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature")
+        kd_config = _with_temperature(self.config.kd, retraining_temperature, "retraining_temperature") if kd else None
+        scores_stage = self._scores_stage(criterion, None, seed)
+        upstream = [self._student_stage().id, scores_stage.id] + ([self._teacher_stage().id] if kd else [])
+        stage = self.cache.stage("pruned", PruningStage(sparsity, over, self.config.retraining, kd_config, seed),
+                                 upstream=upstream)
+        # every stage before it is resolved (read back, when cached), so that the timings hold them all
         student, scores = self.student(), self.scores(criterion, seed=seed)
         teacher = self.teacher() if kd else None
 
-        def compute(folder: Path) -> dict:
-            started = time.perf_counter()
-            masks = masker.global_masks(scores, masker.sparsity_for_target(student, sparsity, over=over))
-            pruning_seconds = time.perf_counter() - started
+        def compute(stage: Stage) -> dict:
+            with stopwatch(self.device) as pruning:
+                masks = masker.global_masks(scores, ratio)
             model, history = retrain(student, masks, self.data, teacher=teacher, config=self.config.retraining,
-                                     kd=kd_config, device=self.device, seed=seed, resume=folder / "training.ckpt",
-                                     progress=self.progress,
+                                     kd=kd_config, device=self.device, seed=seed, resume=stage.path("training.ckpt"),
+                                     progress=self.progress, after_epoch=stage.checkpointed,
                                      desc=f"{criterion} {sparsity:.2%} {'KD' if kd else 'no KD'}")
-            masker.save_pruned(folder / "model.pt", model, masks)
+            masker.save_pruned(stage.path("model.pt"), model, masks)
             return {"history": history, "test_accuracy": evaluate(model, self.data, "test", device=self.device),
                     "sparsity_all": masker.global_sparsity(model, masks, over="all"),
                     "sparsity_prunable": masker.global_sparsity(model, masks, over="prunable"),
-                    "pruning_seconds": pruning_seconds}
+                    "pruning_seconds": pruning.seconds}
 
-        folder, result = self._cached("pruned", settings, compute)
-        model, masks, _ = masker.load_pruned(folder / "model.pt", self._build(self.config.student, 0))
+        result = self._run(stage, compute)
+        try:
+            model, masks, _ = masker.load_pruned(stage.path("model.pt"), self._build(self.config.student, self._init_seed(0)))
+        except checkpoint.CheckpointError as error:
+            raise stage.damaged(error) from error
         return {**result, "model": model.to(self.device).eval(), "masks": masks}
 
-    # ---- the CLI's table ---------------------------------------------------------------------
-    @property
-    def device_name(self) -> str:
-        return device_name(self.device)
+    # ---- the iterative baseline ----------------------------------------------------------------
+    def colt_result(self, settings: ColtConfig | None = None) -> dict:
+        """COLT (or LTH) on this run's data, `config.colt` unless `settings` are given: the result of
+        `colt.run_colt`, its rounds and ticket marked `cached` when read back from the run cache."""
+        settings = self.config.colt if settings is None else settings
+        masker.sparsity_for_target(self.architecture, settings.target_sparsity, over=settings.over)
+        stage = self.cache.stage("lth" if settings.partitions == 1 else "colt", settings, upstream=[self.data_id])
 
+        def compute(stage: Stage) -> dict:
+            result = colt.run_colt(self.data, settings, folder=stage.folder, after_round=stage.checkpointed,
+                                   device=self.device, progress=self.progress)
+            return {key: value for key, value in result.items() if key not in ("model", "mask", "folder")}
+
+        result = self._run(stage, compute)
+        if result["cached"]:
+            result["rounds"] = [{**record, "cached": True} for record in result["rounds"]]
+            result["ticket"] = {**result["ticket"], "cached": True}
+        try:
+            model, mask, _ = masker.load_pruned(stage.path(colt.TICKET), self._architecture(settings.model))
+        except checkpoint.CheckpointError as error:
+            raise stage.damaged(error) from error
+        return {**result, "model": model.to(self.device).eval(), "mask": mask}
+
+    # ---- the CLI's table ---------------------------------------------------------------------
     def summary_table(self, sparsities: tuple[float, ...] | None = None, *, over: str = "all") -> pd.DataFrame:
         """Teacher, dense student, teacher-guided with and without KD at each sparsity, and the
         magnitude and random baselines (KD retraining) at the first sparsity."""
         sparsities = sparsities or self.config.sparsities
+        for sparsity in sparsities:  # every level checked before anything trains
+            masker.sparsity_for_target(self.architecture, sparsity, over=over)
         rows = []
 
         def row(method: str, kd: str, result: dict, sparsity_all: float, sparsity_prunable: float) -> None:
@@ -255,6 +266,21 @@ class Experiment:
         runs += [(criterion, sparsities[0], True) for criterion in ("magnitude", "random")]
         for criterion, sparsity, kd in runs:
             result = self.pruned_result(criterion, sparsity, kd=kd, over=over)
-            row(criterion.replace("_", "-"), "KD" if kd else "CE", result, result["sparsity_all"],
+            row(scorer.criterion(criterion).label, "KD" if kd else "CE", result, result["sparsity_all"],
                 result["sparsity_prunable"])
         return pd.DataFrame(rows)
+
+    def _seed(self, seed: int | None) -> int:
+        return self.config.seed if seed is None else seed
+
+
+def _with_temperature(kd: KDConfig, temperature: float | None, name: str) -> KDConfig:
+    """`kd` at `temperature` (None: its own), checked: 0, a negative or an infinite temperature is refused."""
+    if temperature is None:
+        return kd
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0 (the paper uses 3 or 5), or None for the "
+                         f"profile's {kd.temperature:g}; got {temperature!r}")
+    kd = replace(kd, temperature=float(temperature))
+    losses.check_loss_settings(kd.alpha, kd.temperature, kd.beta, kd.order)
+    return kd

@@ -15,7 +15,8 @@ and the score is the bias-corrected exponential moving average of g_t over all b
 Baselines: SNIP |W * dCE/dW| (the same machinery with cross-entropy and no teacher), magnitude |W|,
 and seeded uniform random scores. Every scorer returns name -> float32 CPU tensor shaped like the
 parameter, for `tgkit.masker.global_masks`; the default parameters are
-`tgkit.masker.prunable_parameters(model)`.
+`tgkit.masker.prunable_parameters(model)`. The registry `CRITERIA` puts the four behind one signature,
+`score(name, student, teacher=, batches=, settings=, seed=)`, and says what each one's scores depend on.
 
 Scoring leaves the student exactly as it found it: parameters untouched (gradients are taken with
 `torch.autograd.grad`, so no `.grad` is ever written and nothing steps), BatchNorm running statistics
@@ -25,14 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tgkit.frontend import progress_bar
+from tgkit.hparams import ScoringConfig
 from tgkit.losses import check_loss_settings, confidence_beta, evaluating, teacher_guided_loss
 from tgkit.masker import prunable_parameters
+from tgkit.progress import progress_bar
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -163,12 +166,59 @@ def random_scores(model: nn.Module, seed: int = 0, params: dict[str, nn.Paramete
     return {name: torch.rand(param.shape, generator=generator) for name, param in params.items()}
 
 
-SCORERS: dict[str, Callable[..., dict[str, Tensor]]] = {
-    "teacher_guided": teacher_guided_scores,
-    "snip": snip_scores,
-    "magnitude": magnitude_scores,
-    "random": random_scores,
+# --------------------------------------------------------------------------------------------------
+# the registry: every criterion behind one signature
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A pruning criterion: its scorer above and what that scorer needs.
+
+    needs_teacher: the scorer takes the teacher after the student.
+    needs_data: it passes over training batches, with keyword arguments `options(settings)` read from
+        the `ScoringConfig`; its scores depend on the data and on those settings.
+    uses_seed: its scores depend on `seed` (a keyword argument), and on nothing else.
+    """
+
+    label: str  # how tables and figures name it
+    scorer: Callable[..., dict[str, Tensor]]
+    needs_teacher: bool = False
+    needs_data: bool = False
+    uses_seed: bool = False
+    options: Callable[[ScoringConfig], dict] = lambda settings: {}
+
+
+CRITERIA: dict[str, Criterion] = {
+    "teacher_guided": Criterion(
+        "teacher-guided", teacher_guided_scores, needs_teacher=True, needs_data=True,
+        options=lambda s: dict(epochs=s.epochs, ema=s.ema, alpha=s.kd.alpha, temperature=s.kd.temperature,
+                               beta=s.kd.beta, order=s.kd.order, variant=s.variant)),
+    "snip": Criterion("SNIP", snip_scores, needs_data=True, options=lambda s: dict(epochs=s.snip_epochs, ema=s.ema)),
+    "magnitude": Criterion("magnitude", magnitude_scores),
+    "random": Criterion("random", random_scores, uses_seed=True),
 }
+
+
+def criterion(name: str) -> Criterion:
+    """The registry's entry for `name`; an unknown name raises a ValueError that lists the known ones."""
+    if name not in CRITERIA:
+        raise ValueError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
+    return CRITERIA[name]
+
+
+def score(name: str, student: nn.Module, *, teacher: nn.Module | None = None, batches: Batches | None = None,
+          settings: ScoringConfig | None = None, seed: int = 0, progress: bool = True) -> dict[str, Tensor]:
+    """The scores of every prunable weight of `student` by the criterion `name`, one signature for all:
+    each criterion takes what it needs (`Criterion`) and ignores the rest."""
+    chosen = criterion(name)
+    settings = ScoringConfig() if settings is None else settings
+    if chosen.needs_teacher and teacher is None:
+        raise ValueError(f"the {chosen.label} criterion needs the teacher: pass teacher=")
+    if chosen.needs_data and batches is None:
+        raise ValueError(f"the {chosen.label} criterion passes over training batches: pass batches=")
+    arguments = [student] + [teacher] * chosen.needs_teacher + [batches] * chosen.needs_data
+    options = chosen.options(settings) | ({"progress": progress} if chosen.needs_data else {})
+    return chosen.scorer(*arguments, **options, **({"seed": seed} if chosen.uses_seed else {}))
 
 
 def _accumulate_saliency(

@@ -3,8 +3,8 @@
 `fit` trains with cross-entropy, or with the teacher-guided loss when a teacher is given (method.md
 section 2), picks the epoch with the best validation accuracy (the test set is never looked at), and
 restores that state by copy. It checkpoints every epoch atomically, so a run killed half-way resumes
-from its last finished epoch. A pruning mask is kept by a `MaskEnforcer` (see `retrainer`), which
-the loop calls around every optimizer step.
+from its last finished epoch. Given pruning masks, it keeps every pruned weight at zero through
+every optimizer step (`masker.MaskEnforcer`).
 
 On a GPU it runs with bf16 autocast and channels_last tensors, and optionally `torch.compile`; the
 dataset stays resident on the device and is augmented there (see `data.Batches`).
@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,55 +24,11 @@ from torch import nn
 
 from tgkit import checkpoint, losses
 from tgkit.data import ImageData
-from tgkit.frontend import progress_bar
+from tgkit.device import default_device, synchronize
+from tgkit.hparams import KDConfig, TrainConfig
+from tgkit.masker import MaskEnforcer
 from tgkit.models import num_classes_of
-
-if TYPE_CHECKING:
-    from tgkit.retrainer import MaskEnforcer
-
-
-@dataclass
-class TrainConfig:
-    """How a network is trained. The defaults suit a CIFAR ResNet trained from scratch on a GPU.
-
-    schedule "onecycle": linear warm-up to `lr` over `warmup_epochs`, then cosine decay to ~0
-    (faster and better than the authors' constant lr); "constant": the authors' fixed lr, best used
-    with `patience` for early stopping.
-    """
-
-    epochs: int = 30
-    batch_size: int = 512
-    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
-    lr: float = 0.2
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"  # "onecycle" or "constant"
-    warmup_epochs: float = 1.0
-    patience: int | None = None  # stop after this many epochs without a better validation accuracy
-    amp: bool = True  # bf16 autocast, on CUDA only
-    channels_last: bool = True  # on CUDA only
-    compile: bool = False  # torch.compile, on CUDA only
-
-
-@dataclass
-class KDConfig:
-    """Knowledge-distillation settings of the teacher-guided loss (method.md section 2)."""
-
-    alpha: float = 0.7
-    temperature: float = 3.0
-    beta: float = 0.5
-    order: str = "paper"
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def synchronize(device: torch.device | str) -> None:
-    """Wait for queued GPU work, so that wall-clock timings are honest."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+from tgkit.progress import progress_bar
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -192,15 +148,18 @@ class TrainingStep:
 
 
 def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.Module | None = None,
-        kd: KDConfig | None = None, enforcer: MaskEnforcer | None = None, device: torch.device | str | None = None,
-        seed: int = 0, resume: str | Path | None = None, desc: str = "train",
-        progress: bool = True) -> tuple[nn.Module, list[dict]]:
+        kd: KDConfig | None = None, masks: dict[str, torch.Tensor] | None = None,
+        device: torch.device | str | None = None, seed: int = 0, resume: str | Path | None = None,
+        desc: str = "train", progress: bool = True,
+        after_epoch: Callable[[], None] | None = None) -> tuple[nn.Module, list[dict]]:
     """Train `model` on `data`; return it with its best-validation weights restored, and the history.
 
     Without a teacher the loss is cross-entropy. With one it is the teacher-guided total loss
         L = alpha * T^2 * CA-KLD(z_s, z_t) + (1 - alpha) * CE(z_s, y)
-    with the teacher in eval mode under no_grad. `resume`: a checkpoint file updated after every
-    epoch; if it exists, training continues from it. The history is one dict per epoch.
+    with the teacher in eval mode under no_grad. `masks` (True = kept): the weights they prune are
+    kept at zero through every step. `resume`: a checkpoint file updated after every epoch; if it
+    exists, training continues from it. `after_epoch` is called once each epoch is checkpointed (the
+    run cache counts a stage's time across resumes with it). The history is one dict per epoch.
     """
     device = torch.device(device or default_device())
     if config.epochs < 1:
@@ -210,6 +169,7 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
     data = data.to(device)  # resident on the device: batches copy nothing per epoch
     channels_last = memory_format_for(device, config.channels_last) == torch.channels_last
     steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
+    enforcer = MaskEnforcer(model, masks) if masks is not None else None
     step = TrainingStep(model, config, device, steps_per_epoch, teacher=teacher, kd=kd, enforcer=enforcer)
     model, optimizer, schedule = step.model, step.optimizer, step.schedule
 
@@ -232,7 +192,7 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
         model.train()
         totals = torch.zeros(4, device=device)  # loss, ce, kd, correct
         seen = 0
-        for x, y in data.batches("train", config.batch_size, device=device, seed=seed * 100_003 + epoch,
+        for x, y in data.batches("train", config.batch_size, device=device, seed=seed, epoch=epoch,
                                  channels_last=channels_last):
             totals += step(x, y)
             seen += len(y)
@@ -262,6 +222,8 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
             checkpoint.save_atomic({"config": asdict(config), "model": model.state_dict(),
                                     "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                                     "state": state}, resume)
+        if after_epoch is not None:
+            after_epoch()
         if stop:
             break
     epochs.close()

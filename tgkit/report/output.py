@@ -1,10 +1,10 @@
-"""What a notebook leaves behind: figures (PNG and PDF), tables (CSV), and a JSON manifest.
+"""What a notebook leaves behind, as files: figures (PNG and PDF), tables (CSV), and a JSON manifest.
 
 Everything goes to `figures/<profile>/<dataset>/`; $TGKIT_FIGURES moves the root `figures/` elsewhere
 (`python -m tgkit.batch --figures-root` sets it). The manifest records what is needed to trust and
 repeat the numbers: the git commit, package versions, the device, the profile, the seed, the
-wall-clock of every stage, timed with `StageClock` (GPU synchronised), and what differs in our copy
-of the dataset.
+wall-clock of every stage, timed with `StageClock` (GPU synchronised, `device.stopwatch`), and what
+differs in our copy of the dataset.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import io
 import os
 import platform
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
@@ -23,9 +22,9 @@ import pandas as pd
 import torch
 
 from tgkit import checkpoint
-from tgkit.train import synchronize
+from tgkit.device import stopwatch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # the text artist `save_figure` adds under a figure, found again by this id so it is added once
 PROVENANCE_GID = "tgkit-provenance"
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "ipywidgets")
@@ -88,13 +87,11 @@ class StageClock:
 
     @contextmanager
     def __call__(self, stage: str):
-        synchronize(self.device)
-        started = time.perf_counter()
         try:
-            yield
-        finally:
-            synchronize(self.device)
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+            with stopwatch(self.device) as elapsed:
+                yield
+        finally:  # a failing stage still shows how long it ran
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed.seconds
 
 
 def git_commit() -> str:

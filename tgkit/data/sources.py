@@ -1,13 +1,4 @@
-"""Datasets by name, decoded once to uint8 tensors, and fast mini-batches with augmentation.
-
-`load_dataset(name)` returns an `ImageData`: every split as one uint8 tensor of shape (N, C, H, W)
-plus int64 labels, the class names, and the per-channel mean and std of the training images.
-
-    data = load_dataset("cifar10", train_subset=5000)
-    for x, y in data.batches("train", 128, device="cuda"):   # one epoch, augmented on the GPU
-        ...
-
-Where the data comes from:
+"""Where each dataset is found, how it is decoded, and the cache that makes decoding happen once.
 
     digits          scikit-learn's 8x8 handwritten digits (bundled, offline): the smoke-test data
     cifar10         <data_dir>/cifar-10-batches-py (official) or <data_dir>/cifar10/{train,test}/<class>/
@@ -17,43 +8,34 @@ Where the data comes from:
 
 Decoding tens of thousands of small image files takes seconds to minutes, so every source but
 `digits` is decoded once into a tensor file under `<data_dir>/cache/`; later loads read that file.
-
-Splits. The official test split is used only for final numbers. Model selection uses a validation
-split carved out of the official training split (stratified and seeded), so `train_x` never contains
-a validation image. Same arguments and seed, same splits, on every machine.
-
-Batches. The whole uint8 dataset is moved to the device once, and each mini-batch is augmented there
-as one tensor (random crop and horizontal flip), which is far faster than the usual per-image PIL
-pipeline with DataLoader workers, and does the same thing: the crop pads with black pixels like
-torchvision's `RandomCrop(32, padding=4)`, then the batch is scaled to [0, 1] and normalised.
+`official_splits` returns a dataset's classes and official train and test splits, whichever source
+holds it.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import math
 import os
 import pickle
 import socket
 import threading
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
-from tgkit.frontend import progress_bar
+from tgkit.data.batches import Augment
+from tgkit.data.splits import stratified_split
+from tgkit.progress import progress_bar
 
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet")
 IMAGEFOLDER_PREFIX = "imagefolder:"
-SPLITS = ("train", "val", "test")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -73,346 +55,26 @@ def default_data_dir() -> Path:
     """The data folder: $TGKIT_DATA if set, else `data/` in the project root."""
     if os.environ.get("TGKIT_DATA"):
         return Path(os.environ["TGKIT_DATA"]).expanduser()
-    return Path(__file__).resolve().parents[1] / "data"
+    return Path(__file__).resolve().parents[2] / "data"
 
 
 class DatasetNotFound(FileNotFoundError):
     """A dataset is in none of the places searched; the message lists them and how to fix it."""
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Train-time augmentation, applied to whole batches on the device.
+def official_splits(name: str, data_dir: Path, *, download: bool, progress: bool) -> tuple[str, dict, Augment]:
+    """(the dataset's canonical name, its decoded classes and official splits, its training augmentation).
 
-    crop_padding: pad each image with `crop_padding` black pixels on every side, then cut out a window
-        of the original size at a random offset, i.e. shift the image by up to that many pixels (0: off).
-    flip: mirror each image left-right with probability 1/2.
+    The dict has keys classes, train_x, train_y, test_x, test_y (uint8 images (N, C, H, W), int64
+    labels). Every source but digits is decoded once and cached under `data_dir/cache/`.
     """
-
-    crop_padding: int = 4
-    flip: bool = True
-
-    def __post_init__(self):
-        if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            raise ValueError(f"Augment.crop_padding must be an integer >= 0, got {self.crop_padding!r}")
-
-    @property
-    def active(self) -> bool:
-        return self.crop_padding > 0 or self.flip
-
-
-@dataclass(repr=False)
-class ImageData:
-    """One dataset, all splits in memory as uint8 tensors (N, C, H, W) and int64 labels (N,).
-
-    `val_*` is a stratified, seeded part of the official training split, kept apart for model
-    selection; `test_*` is the official test split, for final numbers only. `mean` and `std` are
-    per channel, in [0, 1] units, computed on `train_x`; `batches` normalises with them. `classes`
-    names label k at position k; `augment` is the training augmentation `batches` uses by default.
-    """
-
-    name: str
-    classes: list[str]
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    augment: Augment = field(default_factory=Augment)
-
-    def __post_init__(self):
-        for split in SPLITS:
-            x, y = self._split(split)
-            if x.dtype != torch.uint8 or x.ndim != 4:
-                raise ValueError(f"{self.name}: {split}_x must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
-            if y.dtype != torch.int64 or y.shape != (len(x),):
-                raise ValueError(f"{self.name}: {split}_y must be int64 ({len(x)},), got {y.dtype} {tuple(y.shape)}")
-            if x.shape[1:] != self.train_x.shape[1:]:
-                raise ValueError(f"{self.name}: {split}_x has images of shape {tuple(x.shape[1:])}, "
-                                 f"train_x of shape {tuple(self.train_x.shape[1:])}")
-        if not len(self.mean) == len(self.std) == self.train_x.shape[1]:
-            raise ValueError(f"{self.name}: mean and std need one value per channel ({self.train_x.shape[1]})")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W)."""
-        return tuple(self.train_x.shape[1:])
-
-    def __repr__(self) -> str:
-        return (f"ImageData({self.name!r}, {self.num_classes} classes, images {self.image_shape}, "
-                f"train {len(self.train_y)}, val {len(self.val_y)}, test {len(self.test_y)})")
-
-    def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-        return getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
-
-    def batches(self, split: str, batch_size: int, *, shuffle: bool | None = None,
-                augment: bool | Augment | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                channels_last: bool = False, drop_last: bool | None = None) -> Batches:
-        """Mini-batches `(x, y)` of one split: x float32 (B, C, H, W) normalised, y int64, both on `device`.
-
-        The defaults suit the split: "train" is shuffled, augmented with `self.augment` and drops its
-        last incomplete batch (a batch of a handful of images gives noisy BatchNorm statistics),
-        unless the split is smaller than one batch; "val" and "test" are none of these, so they are
-        read in order, every image exactly once. `augment=True` means `self.augment`; pass an
-        `Augment` for another one. `seed` fixes the shuffling and augmentation (see `Batches`).
-        """
-        x, y = self._split(split)
-        is_train = split == "train"
-        if augment is None:
-            augment = is_train
-        if augment is True:
-            augment = self.augment
-        elif augment is False:
-            augment = None
-        if drop_last is None:
-            drop_last = is_train and len(y) >= batch_size
-        return Batches(x, y, self.mean, self.std, batch_size, shuffle=is_train if shuffle is None else shuffle,
-                       augment=augment, device=device, seed=seed, channels_last=channels_last, drop_last=drop_last)
-
-    def subset_classes(self, classes: Sequence[int]) -> ImageData:
-        """Only the images of `classes`, in every split, relabelled 0..len(classes)-1 in the order given.
-
-        `mean` and `std` are recomputed on the remaining training images. The name records the classes,
-        so that results keyed by name never mix the subset with the full dataset.
-        """
-        classes = [int(c) for c in classes]
-        if not classes or len(set(classes)) != len(classes) or not all(0 <= c < self.num_classes for c in classes):
-            raise ValueError(f"classes must be distinct indices in 0..{self.num_classes - 1}, got {classes}")
-        new_label = torch.full((self.num_classes,), -1, dtype=torch.int64)
-        new_label[classes] = torch.arange(len(classes))
-        splits = {}
-        for split in SPLITS:
-            x, y = self._split(split)
-            relabelled = new_label.to(y.device)[y]
-            keep = torch.nonzero(relabelled >= 0).flatten()
-            splits[f"{split}_x"], splits[f"{split}_y"] = x.index_select(0, keep), relabelled[keep]
-        mean, std = channel_stats(splits["train_x"])
-        return dataclasses.replace(self, name=f"{self.name}[{','.join(map(str, classes))}]",
-                                   classes=[self.classes[c] for c in classes], mean=mean, std=std, **splits)
-
-    def to(self, device: str | torch.device) -> ImageData:
-        """A copy with every split on `device`: `batches` on it then copies nothing per call."""
-        moved = {f: getattr(self, f).to(device) for f in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return dataclasses.replace(self, **moved)
-
-
-class Batches:
-    """An iterable of `(images, labels)` mini-batches over uint8 images; each `for` loop is one epoch.
-
-    The uint8 images move to `device` once, here; each batch is then taken by indexing, augmented as
-    one tensor (crop and flip, on uint8, so that padding is black), converted to float32, scaled to
-    [0, 1] and normalised with `mean` and `std` (per channel, [0, 1] units).
-
-    Randomness (the shuffling order and the augmentation) comes from a generator seeded with `seed`
-    and the epoch count (`self.epoch`, which each loop advances by one): epochs differ from each other,
-    and a rerun with the same seed sees exactly the same batches, on the CPU or a GPU. A run resumed
-    at epoch k sets `batches.epoch = k` to continue the same sequence. Without shuffle and augmentation
-    the batches are the split in order, the same every time.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-                 batch_size: int, *, shuffle: bool = False, augment: Augment | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0, channels_last: bool = False,
-                 drop_last: bool = False):
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-        if len(labels) != len(images):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if drop_last and len(images) < batch_size:
-            raise ValueError(f"drop_last=True with {len(images)} images and batch_size={batch_size} leaves no "
-                             f"batch at all; lower batch_size or pass drop_last=False")
-        channels = images.shape[1]
-        if len(mean) != channels or len(std) != channels:
-            raise ValueError(f"mean and std need {channels} values (one per channel), got {mean} and {std}")
-        self.device = torch.device(device)
-        self.images = images.to(self.device)
-        self.labels = labels.to(self.device, torch.int64)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.augment = augment if augment is not None and augment.active else None
-        self.seed = seed
-        self.channels_last = channels_last
-        self.drop_last = drop_last
-        self.epoch = 0
-        # (x / 255 - mean) / std as one multiply-add per pixel: x * scale + shift.
-        std_t = torch.tensor(std, dtype=torch.float64)
-        mean_t = torch.tensor(mean, dtype=torch.float64)
-        self._scale = (1 / (255 * std_t)).float().view(1, -1, 1, 1).to(self.device)
-        self._shift = (-mean_t / std_t).float().view(1, -1, 1, 1).to(self.device)
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return len(self.labels) // self.batch_size
-        return math.ceil(len(self.labels) / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, size = len(self.labels), self.batch_size
-        # The random numbers of a whole epoch are drawn up front on the CPU, so that they are the same
-        # whatever the device, then moved to the device in one transfer.
-        generator = torch.Generator().manual_seed(_mix_seed(self.seed, self.epoch))
-        self.epoch += 1
-        order = torch.randperm(n, generator=generator).to(self.device) if self.shuffle else None
-        if self.augment is not None:
-            padding = self.augment.crop_padding
-            offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator).to(self.device)
-            flips = (torch.rand(n, generator=generator) < 0.5).to(self.device)
-        for start in range(0, len(self) * size, size):
-            stop = min(start + size, n)
-            if order is None:
-                x, y = self.images[start:stop], self.labels[start:stop]
-            else:
-                x, y = self.images.index_select(0, order[start:stop]), self.labels[order[start:stop]]
-            if self.augment is not None:
-                if padding:
-                    x = random_crop(x, padding, offsets[start:stop])
-                if self.augment.flip:
-                    x = random_flip(x, flips[start:stop])
-            x = x.float().mul_(self._scale).add_(self._shift)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y
-
-
-def random_crop(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> torch.Tensor:
-    """Pad a batch (B, C, H, W) with `padding` zeros on each side, then cut an H x W window per image.
-
-    `offsets` (B, 2) holds each window's top-left corner (row, column) in the padded image, each in
-    0..2*padding; the offset (padding, padding) gives back the original image. One gather for the
-    whole batch, instead of a Python loop over its images.
-    """
-    n, c, h, w = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
-    device = images.device
-    rows = (offsets[:, 0, None] + torch.arange(h, device=device)).view(n, 1, h, 1)
-    cols = (offsets[:, 1, None] + torch.arange(w, device=device)).view(n, 1, 1, w)
-    return padded[torch.arange(n, device=device).view(n, 1, 1, 1), torch.arange(c, device=device).view(1, c, 1, 1),
-                  rows, cols]
-
-
-def random_flip(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Mirror left-right the images of a batch (B, C, H, W) where the bool mask `flip` (B,) is True."""
-    return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
-
-
-def _mix_seed(seed: int, epoch: int) -> int:
-    # A hash of the pair: plain seed + epoch would make (seed 1, epoch 0) replay (seed 0, epoch 1).
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
-
-
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units.
-
-    Counting the 256 possible values per channel gives exact results without a float copy of the data.
-    """
-    if len(images) == 0:
-        raise ValueError("cannot compute mean and std of an empty set of images")
-    values = torch.arange(256, dtype=torch.float64) / 255
-    means, stds = [], []
-    for channel in range(images.shape[1]):
-        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).cpu().double()
-        mean = float((counts * values).sum() / counts.sum())
-        std = float(((counts * (values - mean) ** 2).sum() / counts.sum()).sqrt())
-        means.append(mean)
-        # A constant channel carries no information; std 1 keeps it from dividing by zero.
-        stds.append(std if std > 0 else 1.0)
-    return tuple(means), tuple(stds)
-
-
-def load_dataset(name: str, data_dir: str | Path | None = None, *, val_fraction: float = 0.1, seed: int = 0,
-                 train_subset: int | None = None, test_subset: int | None = None, download: bool = True,
-                 progress: bool = True) -> ImageData:
-    """Load a dataset by name (see `DATASETS`, or "imagefolder:<path>") with its splits.
-
-    data_dir: where datasets and the decoding cache live; default `default_data_dir()`.
-    val_fraction: part of the training split (after `train_subset`) held out as the validation split,
-        the same part of every class, chosen at random by `seed`.
-    train_subset, test_subset: keep only this many images of the official split, n // num_classes of
-        each class chosen at random by `seed`, for quick runs.
-    download: for CIFAR only, fetch the official archive with torchvision if it is nowhere in data_dir
-        (fails within seconds without network).
-    progress: show a progress bar while decoding images.
-    """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
     name = name.strip()
     if name.lower() == "digits":
-        name, decoded, augment = "digits", _load_digits(), Augment(crop_padding=1, flip=False)
-    else:
-        if name.lower() in DATASETS:
-            name = name.lower()
-        source = _find_source(name, data_dir, download)
-        decoded, augment = _cached_decode(source, data_dir, progress), Augment(crop_padding=4, flip=True)
-
-    classes = decoded["classes"]
-    train_x, train_y = decoded["train_x"], decoded["train_y"]
-    test_x, test_y = decoded["test_x"], decoded["test_y"]
-    if train_subset is not None:
-        keep = _stratified_subset(train_y, train_subset, len(classes), seed, "train_subset")
-        train_x, train_y = train_x.index_select(0, keep), train_y[keep]
-    if test_subset is not None:
-        keep = _stratified_subset(test_y, test_subset, len(classes), seed, "test_subset")
-        test_x, test_y = test_x.index_select(0, keep), test_y[keep]
-    val, train = _stratified_split(train_y, val_fraction, seed)
-    if len(train) == 0:
-        raise ValueError(f"val_fraction={val_fraction} leaves no training images out of {len(train_y)}")
-    # index_select copies whole rows; plain x[indices] gathers byte by byte, several times slower.
-    val_x, train_x = train_x.index_select(0, val), train_x.index_select(0, train)
-    mean, std = channel_stats(train_x)
-    return ImageData(name=name, classes=list(classes), train_x=train_x, train_y=train_y[train],
-                     val_x=val_x, val_y=train_y[val], test_x=test_x, test_y=test_y,
-                     mean=mean, std=std, augment=augment)
-
-
-# ----------------------------------------------------------------------------------------------
-# Seeded, stratified splits
-
-
-def _stratified_pick(labels: torch.Tensor, count: Callable[[int], int], seed: int) -> torch.Tensor:
-    """Sorted indices of `count(n_c)` images picked at random from each class c (n_c images)."""
-    generator = torch.Generator().manual_seed(seed)
-    picked = []
-    for c in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == c).flatten()
-        picked.append(members[torch.randperm(len(members), generator=generator)[:count(len(members))]])
-    # Sorting keeps the source order, so that a subset reads like the original split.
-    return torch.sort(torch.cat(picked)).values
-
-
-def _stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(held, rest): `fraction` of each class (rounded) held out at random, and the other indices."""
-    held = _stratified_pick(labels, lambda n: math.floor(fraction * n + 0.5), seed)
-    rest = torch.ones(len(labels), dtype=torch.bool)
-    rest[held] = False
-    return held, torch.nonzero(rest).flatten()
-
-
-def _stratified_subset(labels: torch.Tensor, size: int, num_classes: int, seed: int, what: str) -> torch.Tensor:
-    per_class = size // num_classes if isinstance(size, int) else 0
-    available = torch.bincount(labels, minlength=num_classes)
-    if per_class < 1:
-        raise ValueError(f"{what}={size!r}: need an integer >= {num_classes} (at least one image per class)")
-    if per_class > int(available.min()):
-        raise ValueError(f"{what}={size} asks for {per_class} images per class, but the split has "
-                         f"{len(labels)} images and its smallest class only {int(available.min())}")
-    return _stratified_pick(labels, lambda n: per_class, seed)
-
-
-# ----------------------------------------------------------------------------------------------
-# Sources: where each dataset is found, and how it is decoded
+        return "digits", _load_digits(), Augment(crop_padding=1, flip=False)
+    if name.lower() in DATASETS:
+        name = name.lower()
+    source = _find_source(name, data_dir, download)
+    return name, _cached_decode(source, data_dir, progress), Augment(crop_padding=4, flip=True)
 
 
 @dataclass
@@ -619,7 +281,7 @@ def _find_tinyimagenet(data_dir: Path) -> _Source:
         raise DatasetNotFound(
             f"tinyimagenet not found. Searched {root}: "
             + (f"missing {', '.join(missing)}" if root.is_dir() else "no such folder") + "\n"
-            f"(tgkit downloads only CIFAR)\n"
+            "(tgkit downloads only CIFAR)\n"
             + _remedies(data_dir, "tiny-imagenet-200-32px.tar.gz",
                         f"unzip http://cs231n.stanford.edu/tiny-imagenet-200.zip into {data_dir}"))
     # Classes in sorted wnid order, the order of an ImageFolder over train/, which most code uses.
@@ -685,7 +347,7 @@ def _load_digits() -> dict:
     # Pixel values are 0..16; x16 spreads them over 0..255 (16 * 16 = 256 clips to 255).
     x = torch.from_numpy(np.clip(digits.images * 16, 0, 255).astype(np.uint8)).unsqueeze(1)
     y = torch.from_numpy(digits.target.astype(np.int64))
-    test, train = _stratified_split(y, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
+    test, train = stratified_split(y, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
     return dict(classes=[str(c) for c in range(10)], train_x=x[train], train_y=y[train], test_x=x[test], test_y=y[test])
 
 

@@ -1,0 +1,385 @@
+"""Every setting of the kit, as dataclasses, and the profiles that fill them in: one table, one module.
+
+    ModelSpec        a network: architecture and width
+    TrainConfig      how a network is trained (RetrainConfig: a pruned one)
+    KDConfig         the teacher-guided loss: alpha, T, beta, the order of normalising and dividing by T
+    ScoringConfig    teacher-guided importance scoring (and SNIP's passes)
+    ColtConfig       the iterative baselines COLT and LTH
+    RunConfig        a whole run: data, both networks, every schedule, the sweep, COLT
+    BenchConfig      what the throughput benchmark measures
+
+The run cache (`tgkit.runcache`) keys every stage by the stage's own dataclass below (`DataConfig`,
+`NetworkTraining`, `ScoringStage`, `PruningStage`, or `ColtConfig`): a field added to any of them
+enters the key by itself, so no cached result is ever reused for a setting it was not computed with.
+
+Profiles, side by side (`profile(name, dataset, **overrides)`; `dataclasses.replace` changes any field):
+
+    smoke   digits (embedded, offline), tiny ResNet-10s   about a minute on a CPU; the tests' and CI's profile
+    quick   CIFAR-10 subset, narrow ResNets, few epochs   about 15 minutes on 2 CPU cores
+    fast    the paper's networks (ResNet-50 teacher,      the notebook batch in at most 7 minutes of one
+            ResNet-18 student, width 64), full data,      H100/H200 (a short GPU slot: Colab, a cluster
+            short schedules                               queue's debug partition)
+    full    paper scale: ResNet-50 teacher, ResNet-18     for one GPU, about half an hour
+            student, full data, 40 + 40 epochs
+
+What `fast` costs, stage by stage: a PLAN, not a measurement. No GPU has run it yet. The plan is
+`python -m tgkit.bench --plan fast`: images per stage over images/s per kind of step. Its rates come
+from the CPU benchmark (2 cores, torch 2.14.1, fp32, the fast profile's networks at batch 32,
+2026-12-01), every one scaled by the same factor so that dense ResNet-18 training runs at the
+30,000 images/s a GPU should reach (the GPU issue's target), i.e. the CPU's ratios between the
+kinds of step are kept: teacher step 8,104 images/s, KD step 16,656, masked step 31,205, scoring
+17,389, evaluation 62,817 (teacher 14,653). Planned seconds, CIFAR-10 (45,000 training images):
+
+    01  teacher, 15 epochs                       89
+        dense student (KD), 15 epochs            42      + 10 assumed per notebook (start-up, figures)
+    02  teacher-guided and SNIP scores            5
+    03  11 KD retrainings + 4 CE, 4 epochs each  149
+    04  COLT, at most 25 rounds of 1 epoch       37
+        COLT ticket, 15 epochs                   23      (the one-shot stages come from the run cache)
+        total                                   385 s   (6.4 minutes)
+
+On a GPU scoring runs in fp32 while training runs in bf16, so the scaled plan likely understates the
+scoring; `scripts/gpu_run.sh preflight` prints the same plan at the rates it measures on the GPU.
+
+This module imports nothing of the kit and no torch: reading a configuration costs nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+# The paper's sparsity levels, measured over all weights (conv + BN gamma + fc), as in its tables.
+PAPER_SPARSITIES = (0.5046, 0.75, 0.80, 0.90, 0.9392, 0.977, 0.9841)
+# How a sparsity is counted: over "all" weights (conv + linear + BatchNorm gamma, the paper's tables) or
+# over the "prunable" ones (what the global threshold controls).
+OVER = ("all", "prunable")
+
+
+# --------------------------------------------------------------------------------------------------
+# the parts
+
+
+@dataclass
+class ModelSpec:
+    arch: str  # see models.ARCHS
+    width: int = 64  # channels of the first stage
+
+
+@dataclass
+class TrainConfig:
+    """How a network is trained. The defaults suit a CIFAR ResNet trained from scratch on a GPU.
+
+    schedule "onecycle": linear warm-up to `lr` over `warmup_epochs`, then cosine decay to ~0
+    (faster and better than the authors' constant lr); "constant": the authors' fixed lr, best used
+    with `patience` for early stopping.
+    """
+
+    epochs: int = 30
+    batch_size: int = 512
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adam"
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # "onecycle" or "constant"
+    warmup_epochs: float = 1.0
+    patience: int | None = None  # stop after this many epochs without a better validation accuracy
+    amp: bool = True  # bf16 autocast, on CUDA only
+    channels_last: bool = True  # on CUDA only
+    compile: bool = False  # torch.compile, on CUDA only
+
+
+@dataclass
+class RetrainConfig(TrainConfig):
+    """Retraining a pruned student: shorter than dense training and with a lower peak lr.
+
+    The authors used SGD lr 0.01, momentum 0.9, no weight decay, a constant lr and early stopping
+    (`RetrainConfig(lr=0.01, weight_decay=0, nesterov=False, schedule="constant", patience=...)`);
+    the kit's default one-cycle schedule reaches higher accuracy in fewer epochs.
+    """
+
+    epochs: int = 15
+    lr: float = 0.1
+
+
+@dataclass
+class KDConfig:
+    """Knowledge-distillation settings of the teacher-guided loss (method.md section 2)."""
+
+    alpha: float = 0.7
+    temperature: float = 3.0
+    beta: float = 0.5
+    order: str = "paper"
+
+
+@dataclass
+class ScoringConfig:
+    """Teacher-guided importance scoring (method.md section 3); SNIP shares `ema` and `batch_size`."""
+
+    epochs: int = 3  # E_acc
+    ema: float = 0.9
+    variant: str = "taylor"  # |W * dL/dW|; or "grad_abs", "grad_sq"
+    batch_size: int = 256
+    kd: KDConfig = field(default_factory=KDConfig)  # the scoring loss: alpha 0.7, T 3 (the scoring temperature)
+    snip_epochs: int = 1  # SNIP's passes over the training data
+
+
+# The paper's COLT round training: 50 epochs of SGD, lr 0.1, momentum 0.9 (plain, not Nesterov),
+# weight decay 5e-4, batch 256, one warm-up epoch then step decay. The kit's one-cycle schedule (linear
+# warm-up over one epoch, then cosine decay) stands in for warm-up + step decay: the same shape,
+# without step milestones to tune.
+PAPER_ROUND_TRAINING = TrainConfig(epochs=50, batch_size=256, lr=0.1, momentum=0.9, nesterov=False,
+                                   weight_decay=5e-4, schedule="onecycle", warmup_epochs=1.0)
+
+
+@dataclass
+class ColtConfig:
+    """Settings of a COLT run (an LTH run with partitions=1 and prune_rate=0.2; see `lth_config`).
+
+    model: the network to prune; the one-shot student's spec compares like with like.
+    partitions: P, the number of disjoint class blocks, one network each (paper: 2).
+    prune_rate: fraction of each network's remaining conv weights it removes per round (paper: 0.15).
+    round_training: how each block network is trained in round 0 and after every merge
+        (default: the paper's, see `PAPER_ROUND_TRAINING`).
+    final_training: how the ticket (mask, theta0, fresh C-way head) is trained on the full data.
+    target_sparsity: where to stop, counted `over` "all" weights (the paper's tables) or "prunable".
+    seed: theta0, every head, and the batch order.
+    """
+
+    model: ModelSpec = field(default_factory=lambda: ModelSpec("resnet18", 64))
+    partitions: int = 2
+    prune_rate: float = 0.15
+    round_training: TrainConfig = field(default_factory=lambda: replace(PAPER_ROUND_TRAINING))
+    final_training: TrainConfig = field(default_factory=lambda: replace(PAPER_ROUND_TRAINING))
+    target_sparsity: float = 0.977
+    over: str = "all"
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.partitions, int) or self.partitions < 1:
+            raise ValueError(f"partitions must be a whole number >= 1, got {self.partitions!r}")
+        if not 0 < self.prune_rate < 1:
+            raise ValueError(f"prune_rate must be in (0, 1), got {self.prune_rate!r}")
+        if not 0 <= self.target_sparsity < 1:
+            raise ValueError(f"target_sparsity must be in [0, 1), got {self.target_sparsity!r}")
+        if self.over not in OVER:
+            raise ValueError(f"over must be one of {OVER}, got {self.over!r}")
+
+    @property
+    def method(self) -> str:
+        """"LTH" for one partition, else "COLT (P=...)": the name tables and plots show."""
+        return "LTH" if self.partitions == 1 else f"COLT (P={self.partitions})"
+
+
+@dataclass
+class RunConfig:
+    profile: str
+    dataset: str
+    teacher: ModelSpec
+    student: ModelSpec
+    teacher_training: TrainConfig
+    student_training: TrainConfig
+    retraining: RetrainConfig
+    colt: ColtConfig  # the iterative baseline of notebook 04, on the student's architecture
+    train_subset: int | None = None  # a class-stratified subset of the training images
+    test_subset: int | None = None
+    val_fraction: float = 0.1
+    student_kd: KDConfig | None = field(default_factory=lambda: KDConfig(alpha=0.5, temperature=5.0))
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    kd: KDConfig = field(default_factory=KDConfig)  # KD retraining: alpha 0.7, T 3 (the retraining temperature)
+    sparsities: tuple[float, ...] = (0.90, 0.98)  # the CLI's table
+    sweep: tuple[float, ...] = PAPER_SPARSITIES  # the sweep notebook: teacher-guided with KD and without
+    baseline_sweep: tuple[float, ...] | None = None  # magnitude, SNIP, random (KD); None: every level of `sweep`
+    temperatures: tuple[float, ...] = (3.0, 5.0)  # the temperature ablation (of the KD retraining)
+    temperature_sweep: tuple[float, ...] | None = None  # the levels of the ablation; None: every level of `sweep`
+    seeds: tuple[int, ...] = (0,)  # retraining seeds of the sweep
+    seed: int = 0
+    # Notebook 04 recomputes every one-shot stage in a scratch run folder, so that each number of its latency
+    # table is measured in its own process; False reads them from the shared run cache, where the notebooks
+    # before it measured them (on the same device in a batch; the table marks them "run cache").
+    latency_from_scratch: bool = True
+
+    @property
+    def data(self) -> DataConfig:
+        """What this run's data splits depend on."""
+        return DataConfig(self.dataset, self.train_subset, self.test_subset, self.val_fraction, self.seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# what each stage of the run cache is keyed by (besides its upstream stages and the device)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data of a run: `data.load_dataset(dataset, train_subset=..., ...)` makes the same splits."""
+
+    dataset: str
+    train_subset: int | None
+    test_subset: int | None
+    val_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class NetworkTraining:
+    """A dense network's training stage: the teacher (kd None), or the dense student (kd: what it
+    learns from the teacher's outputs, or None for labels only). `init_seed` seeds its initial weights."""
+
+    model: ModelSpec
+    training: TrainConfig
+    kd: KDConfig | None
+    init_seed: int
+
+
+@dataclass(frozen=True)
+class ScoringStage:
+    """One criterion's scores of the dense student. `settings` is None for a criterion that reads no
+    scoring setting, `seed` None for one that draws no random numbers (`scorer.CRITERIA` says which)."""
+
+    criterion: str
+    settings: ScoringConfig | None
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class PruningStage:
+    """Pruning the dense student by one criterion's scores at `sparsity` (counted `over` all weights or the
+    prunable ones) and retraining it: with KD from the teacher (kd set) or with cross-entropy (kd None)."""
+
+    sparsity: float
+    over: str
+    retraining: TrainConfig
+    kd: KDConfig | None
+    seed: int
+
+
+# --------------------------------------------------------------------------------------------------
+# the benchmark
+
+
+@dataclass
+class BenchConfig:
+    """What `tgkit.bench` measures, and how long. Fields left at None take `BENCH_DEVICE_DEFAULTS` for
+    the device (`bench.resolved`).
+
+    steps: timed steps per round of each kind of training step, and batches of the timed scoring pass.
+    train_images: the synthetic training split; as large as CIFAR-10's, so that the per-epoch work of
+        `Batches` (shuffling, drawing the augmentation) weighs on a step as much as in real training.
+    """
+
+    arch: str = "resnet18"
+    width: int | None = None
+    teacher_arch: str | None = None
+    teacher_width: int | None = None
+    batch_size: int | None = None
+    steps: int | None = None
+    warmup: int | None = None
+    rounds: int = 3
+    sparsity: float = 0.9
+    device: str | None = None
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    cudnn_benchmark: bool = False
+    train_images: int = 50_000
+    eval_images: int | None = None
+    image_shape: tuple[int, int, int] = (3, 32, 32)
+
+
+# On CUDA the full profile's networks (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch
+# 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps:
+# under a minute on 2 idle cores.
+BENCH_DEVICE_DEFAULTS = {
+    "cuda": dict(width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10,
+                 eval_images=10_000),
+    "cpu": dict(width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1,
+                eval_images=1_024),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# the profiles: one function each, the COLT baseline of each included
+
+
+def _smoke(dataset: str) -> RunConfig:
+    student = ModelSpec("resnet10", 8)
+    return RunConfig(
+        profile="smoke", dataset=dataset,
+        teacher=ModelSpec("resnet10", 16), student=student,
+        teacher_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
+        student_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
+        retraining=RetrainConfig(epochs=8, batch_size=64, lr=0.05),
+        scoring=ScoringConfig(epochs=3, batch_size=64),
+        sparsities=(0.90, 0.95), sweep=(0.5, 0.9, 0.95), seeds=(0, 1),
+        # 3 epochs a round, ~10 rounds to 90%
+        colt=ColtConfig(model=student, round_training=TrainConfig(epochs=3, batch_size=64, lr=0.05),
+                        final_training=TrainConfig(epochs=12, batch_size=64, lr=0.05), target_sparsity=0.90))
+
+
+def _quick(dataset: str) -> RunConfig:
+    student = ModelSpec("resnet10", 16)
+    return RunConfig(
+        profile="quick", dataset=dataset, train_subset=20_000,
+        teacher=ModelSpec("resnet18", 16), student=student,
+        teacher_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
+        student_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
+        retraining=RetrainConfig(epochs=2, batch_size=128, lr=0.05),
+        scoring=ScoringConfig(epochs=1, batch_size=256),
+        sweep=(0.5046, 0.90, 0.977), temperatures=(3.0, 5.0),
+        # 2 epochs a round (a block holds 1/P of the images); the ticket as long as the dense student
+        colt=ColtConfig(model=student, round_training=TrainConfig(epochs=2, batch_size=128, lr=0.1),
+                        final_training=TrainConfig(epochs=6, batch_size=128, lr=0.1), target_sparsity=0.90))
+
+
+def _fast(dataset: str) -> RunConfig:
+    student = ModelSpec("resnet18", 64)
+    return RunConfig(
+        profile="fast", dataset=dataset,
+        teacher=ModelSpec("resnet50", 64), student=student,
+        teacher_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
+        student_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
+        retraining=RetrainConfig(epochs=4, batch_size=512, lr=0.2),
+        scoring=ScoringConfig(epochs=1, batch_size=512),
+        sparsities=(0.90, 0.9841), sweep=(0.5046, 0.90, 0.977, 0.9841), baseline_sweep=(0.90, 0.9841),
+        temperature_sweep=(0.9841,), latency_from_scratch=False,
+        # one epoch a round to the paper's 97.7%, the ticket as long as the dense student
+        colt=ColtConfig(model=student, round_training=TrainConfig(epochs=1, batch_size=512, lr=0.4),
+                        final_training=TrainConfig(epochs=15, batch_size=512, lr=0.4), target_sparsity=0.977))
+
+
+def _full(dataset: str) -> RunConfig:
+    student = ModelSpec("resnet18", 64)
+    return RunConfig(
+        profile="full", dataset=dataset,
+        teacher=ModelSpec("resnet50", 64), student=student,
+        teacher_training=TrainConfig(epochs=40, batch_size=512, lr=0.4),
+        student_training=TrainConfig(epochs=40, batch_size=512, lr=0.4),
+        retraining=RetrainConfig(epochs=15, batch_size=512, lr=0.2),
+        scoring=ScoringConfig(epochs=3, batch_size=512),
+        seeds=(0,),
+        # the paper's recipe, 50 epochs a round and for the ticket: ~15 rounds, some 800 epochs of full-data work
+        colt=ColtConfig(model=student, target_sparsity=0.977))
+
+
+PROFILES = {"smoke": _smoke, "quick": _quick, "fast": _fast, "full": _full}
+DEFAULT_DATASETS = {"smoke": "digits", "quick": "cifar10", "fast": "cifar10", "full": "cifar10"}
+
+
+def profile(name: str, dataset: str | None = None, **overrides) -> RunConfig:
+    """The named profile's configuration for `dataset` (its default when None), with field overrides."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    config = PROFILES[name](dataset or DEFAULT_DATASETS[name])
+    unknown = set(overrides) - {f.name for f in fields(RunConfig)}
+    if unknown:
+        raise ValueError(f"RunConfig has no field(s) {sorted(unknown)}")
+    return replace(config, **overrides)
+
+
+def colt_config(profile_name: str, **overrides) -> ColtConfig:
+    """COLT's settings of a profile, with field overrides, e.g. `colt_config("quick", target_sparsity=0.977)`."""
+    return replace(profile(profile_name).colt, **overrides)
+
+
+def lth_config(profile_name: str, **overrides) -> ColtConfig:
+    """LTH with rewinding is COLT with one partition (the full data, a C-way head) and 20% per round."""
+    return colt_config(profile_name, **({"partitions": 1, "prune_rate": 0.2} | overrides))
