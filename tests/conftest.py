@@ -1,4 +1,5 @@
 """Shared fixtures: real datasets that skip (or fail, under TGKIT_REQUIRE_DATA=1) when absent."""
+
 import os
 
 import pytest

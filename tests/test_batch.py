@@ -3,6 +3,7 @@
 The notebooks train what they need through the run cache ($TGKIT_RUNS, else data/runs), which this
 test shares with nbval's run of the same notebooks: each stage is computed once per configuration.
 """
+
 import json
 import subprocess
 import sys
@@ -36,14 +37,23 @@ EXPECTED = {
 
 
 def run_batch(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tgkit.batch", "--cell-timeout", CELL_TIMEOUT, *arguments],
-                          cwd=REPO, capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "tgkit.batch", "--cell-timeout", CELL_TIMEOUT, *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
 
 def write_notebook(path: Path, *sources: str) -> Path:
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources],
-                                            metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                                     "display_name": "Python 3"}}), path)
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell(source) for source in sources],
+            metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+        ),
+        path,
+    )
     return path
 
 
@@ -77,7 +87,7 @@ def test_batch_runs_every_notebook_in_name_order(smoke_batch):
     for name in notebooks:
         executed = nbformat.read(folder / "executed" / name, as_version=4)
         injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
-        assert len(injected) == 1 and "profile = \"smoke\"" in injected[0].source
+        assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
 
 
 @pytest.mark.slow
@@ -103,8 +113,11 @@ def test_a_headless_batch_displays_no_widgets(smoke_batch):
     for path in sorted((folder / "executed").glob("*.ipynb")):
         outputs = [output for cell in nbformat.read(path, as_version=4).cells for output in cell.get("outputs", [])]
         assert not [output for output in outputs if WIDGET_VIEW in output.get("data", {})], path.name
-    explorer = next(cell for cell in nbformat.read(folder / "executed" / "02_importance_per_layer.ipynb", as_version=4).cells
-                    if "def explore(" in cell.source)
+    explorer = next(
+        cell
+        for cell in nbformat.read(folder / "executed" / "02_importance_per_layer.ipynb", as_version=4).cells
+        if "def explore(" in cell.source
+    )
     assert [output for output in explorer.outputs if "image/png" in output.get("data", {})]
 
 
@@ -119,7 +132,10 @@ def test_notebook_01_tables(smoke_batch):
     assert (accuracies["test_accuracy"] > 0.5).all()  # both learned something: ten classes, chance is 0.1
     history = table(folder, "01_history")
     epochs = history.groupby("network", sort=False)["epoch"].max()
-    assert epochs.to_dict() == {"teacher": SMOKE.teacher_training.epochs, "dense student": SMOKE.student_training.epochs}
+    assert epochs.to_dict() == {
+        "teacher": SMOKE.teacher_training.epochs,
+        "dense student": SMOKE.student_training.epochs,
+    }
     assert history[["train_accuracy", "val_accuracy"]].stack().between(0, 1).all()
     by_temperature = table(folder, "01_ca_kld_temperature")
     assert sorted(set(by_temperature["order"])) == ["authors", "paper"]
@@ -143,15 +159,17 @@ def test_notebook_02_tables(smoke_batch):
     assert not (layers["cuts_network"] & ~layers["collapsed"]).any()
     for criterion, rows in layers.groupby("criterion"):
         assert 1 - rows["kept"].sum() / rows["weights"].sum() == pytest.approx(
-            sparsities.set_index("criterion").loc[criterion, "sparsity_prunable"])
+            sparsities.set_index("criterion").loc[criterion, "sparsity_prunable"]
+        )
 
 
 @pytest.mark.slow
 def test_a_failing_notebook_stops_the_batch_with_its_error(tmp_path):
     failing = write_notebook(tmp_path / "a_fails.ipynb", "ratio = 1 / 0")
     never_run = write_notebook(tmp_path / "b_never_runs.ipynb", "print('ran')")
-    finished = run_batch("--profile", "smoke", "--figures-root", str(tmp_path / "figures"),
-                         "--notebooks", str(never_run), str(failing))
+    finished = run_batch(
+        "--profile", "smoke", "--figures-root", str(tmp_path / "figures"), "--notebooks", str(never_run), str(failing)
+    )
     assert finished.returncode == 1
     assert "[1/2] a_fails.ipynb ... FAILED" in finished.stdout
     assert "ratio = 1 / 0" in finished.stderr and "ZeroDivisionError" in finished.stderr
@@ -161,9 +179,11 @@ def test_a_failing_notebook_stops_the_batch_with_its_error(tmp_path):
 
 @pytest.mark.slow
 def test_a_cell_past_the_timeout_fails_its_notebook_in_a_headless_kernel(tmp_path):
-    notebook = write_notebook(tmp_path / "slow.ipynb",
-                              "import os\nassert os.environ['TGKIT_HEADLESS'] == '1'",
-                              "import time\ntime.sleep(60)  # the cell that hangs")
+    notebook = write_notebook(
+        tmp_path / "slow.ipynb",
+        "import os\nassert os.environ['TGKIT_HEADLESS'] == '1'",
+        "import time\ntime.sleep(60)  # the cell that hangs",
+    )
     with pytest.raises(batch.NotebookFailed, match="the cell that hangs"):
         batch.run_notebooks([notebook], profile="smoke", dataset="digits", figures_root=tmp_path, cell_timeout=3)
     executed = nbformat.read(tmp_path / "smoke" / "digits" / "executed" / "slow.ipynb", as_version=4)

@@ -1,4 +1,5 @@
 """The benchmark runs end to end on the CPU and reports every number; how fast is never asserted."""
+
 import dataclasses
 import math
 
@@ -8,12 +9,46 @@ import torch
 
 from tgkit import bench
 
-TINY = dict(arch="resnet10", width=4, teacher_arch="resnet10", teacher_width=4, batch_size=8, steps=2, warmup=1,
-            rounds=2, device="cpu", train_images=32, eval_images=16)
-SETTINGS = ["device", "torch", "student", "teacher", "batch_size", "autocast", "channels_last", "compile",
-            "cudnn_benchmark", "sparsity", "steps", "rounds"]
-MEASUREMENTS = ["teacher_img_s", "dense_img_s", "masked_img_s", "masked_overhead_pct", "enforcer_ms", "kd_img_s",
-                "warmup_s", "score_s_per_50k", "score_images", "eval_img_s", "teacher_eval_img_s"]
+TINY = dict(
+    arch="resnet10",
+    width=4,
+    teacher_arch="resnet10",
+    teacher_width=4,
+    batch_size=8,
+    steps=2,
+    warmup=1,
+    rounds=2,
+    device="cpu",
+    train_images=32,
+    eval_images=16,
+)
+SETTINGS = [
+    "device",
+    "torch",
+    "student",
+    "teacher",
+    "batch_size",
+    "autocast",
+    "channels_last",
+    "compile",
+    "cudnn_benchmark",
+    "sparsity",
+    "steps",
+    "rounds",
+]
+MEASUREMENTS = [
+    "teacher_img_s",
+    "dense_img_s",
+    "masked_img_s",
+    "masked_overhead_pct",
+    "enforcer_ms",
+    "kd_img_s",
+    "warmup_s",
+    "score_s_per_50k",
+    "score_images",
+    "eval_img_s",
+    "teacher_eval_img_s",
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,8 +78,15 @@ def test_one_row_with_every_setting_and_measurement(tiny_table):
     assert row["score_images"] == TINY["steps"] * TINY["batch_size"]
     for column in MEASUREMENTS:
         assert math.isfinite(row[column]), column
-    for column in ("teacher_img_s", "dense_img_s", "masked_img_s", "kd_img_s", "score_s_per_50k", "eval_img_s",
-                   "teacher_eval_img_s"):
+    for column in (
+        "teacher_img_s",
+        "dense_img_s",
+        "masked_img_s",
+        "kd_img_s",
+        "score_s_per_50k",
+        "eval_img_s",
+        "teacher_eval_img_s",
+    ):
         assert row[column] > 0, column
 
 
@@ -82,10 +124,39 @@ def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, mon
     run_bench = bench.run_bench
     monkeypatch.setattr(bench, "run_bench", small_run_bench)
     csv = tmp_path / "bench.csv"
-    bench.main(["--device", "cpu", "--arch", "resnet10", "--width", "4", "--teacher-arch", "resnet10",
-                "--teacher-width", "4", "--batch-size", "8", "--steps", "2", "--no-amp", "--csv", str(csv)])
-    assert configs == [bench.BenchConfig(arch="resnet10", width=4, teacher_arch="resnet10", teacher_width=4,
-                                         batch_size=8, steps=2, device="cpu", amp=False)]
+    bench.main(
+        [
+            "--device",
+            "cpu",
+            "--arch",
+            "resnet10",
+            "--width",
+            "4",
+            "--teacher-arch",
+            "resnet10",
+            "--teacher-width",
+            "4",
+            "--batch-size",
+            "8",
+            "--steps",
+            "2",
+            "--no-amp",
+            "--csv",
+            str(csv),
+        ]
+    )
+    assert configs == [
+        bench.BenchConfig(
+            arch="resnet10",
+            width=4,
+            teacher_arch="resnet10",
+            teacher_width=4,
+            batch_size=8,
+            steps=2,
+            device="cpu",
+            amp=False,
+        )
+    ]
     printed = capsys.readouterr().out
     assert "train masked" in printed and "retrain with KD" in printed and "s per 50,000 images" in printed
     assert list(pd.read_csv(csv).columns) == SETTINGS + MEASUREMENTS
@@ -100,12 +171,30 @@ def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkey
 
     run_bench = bench.run_bench
     monkeypatch.setattr(bench, "run_bench", small_run_bench)
-    bench.main(["--device", "cpu", "--steps", "1", "--warmup", "1", "--rounds", "1", "--plan", "smoke",
-                "--scale-to-dense-img-s", "1000"])
+    bench.main(
+        [
+            "--device",
+            "cpu",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--rounds",
+            "1",
+            "--plan",
+            "smoke",
+            "--scale-to-dense-img-s",
+            "1000",
+        ]
+    )
     smoke = bench.hparams.profile("smoke")
     (config,) = configs
-    assert (config.arch, config.width, config.teacher_arch, config.teacher_width) == \
-        (smoke.student.arch, smoke.student.width, smoke.teacher.arch, smoke.teacher.width)
+    assert (config.arch, config.width, config.teacher_arch, config.teacher_width) == (
+        smoke.student.arch,
+        smoke.student.width,
+        smoke.teacher.arch,
+        smoke.teacher.width,
+    )
     assert config.image_shape == (1, 8, 8) and config.batch_size == smoke.student_training.batch_size
     printed = capsys.readouterr().out
     assert "PLAN (arithmetic, not a measurement)" in printed and "dense training runs at 1,000 images/s" in printed

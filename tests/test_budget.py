@@ -1,4 +1,5 @@
 """The fast profile's contents, and the plan arithmetic of `tgkit.budget` on known rates."""
+
 import math
 from dataclasses import replace
 
@@ -7,18 +8,34 @@ import pytest
 from tgkit import budget, hparams, sweep
 
 # Rates of one kind of step each, in images/s, chosen so that every stage's seconds are easy to check.
-RATES = {"teacher_img_s": 1000.0, "kd_img_s": 2000.0, "masked_img_s": 4000.0, "eval_img_s": 10_000.0,
-         "teacher_eval_img_s": 5000.0, "score_s_per_50k": 25.0}
+RATES = {
+    "teacher_img_s": 1000.0,
+    "kd_img_s": 2000.0,
+    "masked_img_s": 4000.0,
+    "eval_img_s": 10_000.0,
+    "teacher_eval_img_s": 5000.0,
+    "score_s_per_50k": 25.0,
+}
 # The fast profile's planning rates (its docstring): dense ResNet-18 training at the 30,000 images/s the
 # GPU target asks for, every other rate scaled from the CPU benchmark's ratios to it.
-FAST_PLANNING_RATES = {"teacher_img_s": 8_104, "kd_img_s": 16_656, "masked_img_s": 31_205, "eval_img_s": 62_817,
-                       "teacher_eval_img_s": 14_653, "score_s_per_50k": 50_000 / 17_389}
+FAST_PLANNING_RATES = {
+    "teacher_img_s": 8_104,
+    "kd_img_s": 16_656,
+    "masked_img_s": 31_205,
+    "eval_img_s": 62_817,
+    "teacher_eval_img_s": 14_653,
+    "score_s_per_50k": 50_000 / 17_389,
+}
 
 
 def test_fast_profile_runs_the_papers_networks_on_the_full_training_set():
     fast = hparams.profile("fast")
-    assert (fast.teacher.arch, fast.teacher.width, fast.student.arch, fast.student.width) == \
-        ("resnet50", 64, "resnet18", 64)
+    assert (fast.teacher.arch, fast.teacher.width, fast.student.arch, fast.student.width) == (
+        "resnet50",
+        64,
+        "resnet18",
+        64,
+    )
     assert fast.dataset == "cifar10" and fast.train_subset is None and fast.test_subset is None
 
 
@@ -50,7 +67,9 @@ def test_split_sizes_follow_subset_and_validation_fraction():
 def test_colt_rounds_bound_assumes_the_nominal_rate():
     settings = hparams.colt_config("fast")  # 97.7% at 15% a round: 0.85^24 > 0.023 > 0.85^25
     assert budget.colt_rounds_at_most(settings) == 1 + 24
-    assert budget.colt_rounds_at_most(replace(settings, target_sparsity=0.5)) == 1 + math.ceil(math.log(0.5) / math.log(0.85))
+    assert budget.colt_rounds_at_most(replace(settings, target_sparsity=0.5)) == 1 + math.ceil(
+        math.log(0.5) / math.log(0.85)
+    )
 
 
 def test_every_stage_is_images_over_its_rate():
@@ -64,7 +83,8 @@ def test_every_stage_is_images_over_its_rate():
     assert plan.loc["teacher-guided scores", "seconds"] == pytest.approx(config.scoring.epochs * train / 2000)
     assert plan.loc["retraining with KD (11 runs)", "images"] == 11 * config.retraining.epochs * train
     assert plan.loc["retraining without KD (4 runs)", "seconds"] == pytest.approx(
-        4 * config.retraining.epochs * train / 4000)
+        4 * config.retraining.epochs * train / 4000
+    )
     assert (plan.loc["overhead (assumed)", "seconds"] == budget.NOTEBOOK_OVERHEAD_S).all()
     assert not any("again" in stage for stage in plan.index)
 

@@ -1,4 +1,5 @@
 """COLT and LTH on digits with tiny CNNs: partitions, merged masks, rewinding, landing, resuming."""
+
 from dataclasses import replace
 
 import pytest
@@ -10,8 +11,12 @@ from tgkit.hparams import ColtConfig, ModelSpec, TrainConfig
 from tgkit.report import latency
 
 FAST = TrainConfig(epochs=1, batch_size=64, lr=0.05)
-TINY = ColtConfig(model=ModelSpec("smallcnn", 8), round_training=FAST,
-                  final_training=TrainConfig(epochs=6, batch_size=64, lr=0.05), target_sparsity=0.5)
+TINY = ColtConfig(
+    model=ModelSpec("smallcnn", 8),
+    round_training=FAST,
+    final_training=TrainConfig(epochs=6, batch_size=64, lr=0.05),
+    target_sparsity=0.5,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,6 +51,7 @@ def prunable_weights(network) -> dict[str, torch.Tensor]:
 
 # ---- partitions --------------------------------------------------------------------------------
 
+
 def test_classes_split_into_consecutive_blocks():
     assert colt.class_blocks(10, 2) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     assert colt.class_blocks(10, 1) == [list(range(10))]
@@ -78,6 +84,7 @@ def test_networks_share_theta0_and_own_their_heads(digits):
 
 
 # ---- a round -------------------------------------------------------------------------------------
+
 
 def test_a_round_keeps_only_what_every_network_kept(digits):
     run = search(digits)
@@ -144,6 +151,7 @@ def test_removal_order_puts_every_and_mask_first():
 
 # ---- LTH -------------------------------------------------------------------------------------------
 
+
 def test_lth_is_colt_with_one_partition_and_twenty_percent(digits):
     config = hparams.lth_config("smoke")
     assert (config.partitions, config.prune_rate, config.method) == (1, 0.2, "LTH")
@@ -164,6 +172,7 @@ def test_lth_is_colt_with_one_partition_and_twenty_percent(digits):
 
 
 # ---- whole runs ------------------------------------------------------------------------------------
+
 
 def test_a_run_reaches_the_target_exactly_with_a_working_ticket(digits, finished_run):
     _, result = finished_run
@@ -214,7 +223,9 @@ def test_another_configuration_is_never_served_from_the_checkpoints(digits, fini
     folder, _ = finished_run
     other = replace(TINY, prune_rate=0.3)
     cache = runcache.RunCache(tmp_path / "runs", "cpu")
-    assert cache.stage("colt", other, upstream=["data-x"]).folder != cache.stage("colt", TINY, upstream=["data-x"]).folder
+    assert (
+        cache.stage("colt", other, upstream=["data-x"]).folder != cache.stage("colt", TINY, upstream=["data-x"]).folder
+    )
     # a checkpoint moved under another configuration's folder is refused, not reused
     moved = tmp_path / "moved"
     moved.mkdir()

@@ -3,6 +3,7 @@
 Everything but the `data`-marked test runs on data made here (scikit-learn's digits, tiny trees of
 images and fake CIFAR pickles in tmp_path), in seconds.
 """
+
 import pickle
 import socket
 import time
@@ -14,7 +15,7 @@ from PIL import Image
 
 from conftest import require_dataset
 from tgkit import data
-from tgkit.data import Augment, Batches, DatasetNotFound, ImageData, load_dataset, sources
+from tgkit.data import Augment, Batches, DatasetNotFound, ImageData, decoding, load_dataset, sources
 
 
 def save_image(path, pixels):
@@ -96,13 +97,16 @@ def test_subsets_are_stratified_and_seeded():
     assert torch.equal(d.train_x, again.train_x) and torch.equal(d.test_x, again.test_x)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(val_fraction=1.0), "val_fraction"),
-    (dict(val_fraction=-0.1), "val_fraction"),
-    (dict(train_subset=100_000), "train_subset"),
-    (dict(train_subset=5), "train_subset"),
-    (dict(test_subset=100_000), "test_subset"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(val_fraction=1.0), "val_fraction"),
+        (dict(val_fraction=-0.1), "val_fraction"),
+        (dict(train_subset=100_000), "train_subset"),
+        (dict(train_subset=5), "train_subset"),
+        (dict(test_subset=100_000), "test_subset"),
+    ],
+)
 def test_bad_arguments_raise_helpful_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_dataset("digits", **kwargs)
@@ -149,7 +153,7 @@ def test_batches_normalise_with_mean_and_std():
     images = torch.empty(4, 2, 3, 3, dtype=torch.uint8)
     images[:, 0], images[:, 1] = 51, 102  # 0.2 and 0.4 in [0, 1] units
     batches = Batches(images, torch.zeros(4, dtype=torch.int64), (0.1, 0.2), (0.5, 0.25), 4)
-    (x, y), = list(batches)
+    ((x, y),) = list(batches)
     assert x.dtype == torch.float32 and y.dtype == torch.int64
     assert torch.allclose(x[:, 0], torch.tensor(0.2)) and torch.allclose(x[:, 1], torch.tensor(0.8))
 
@@ -207,7 +211,7 @@ def test_crop_with_padding_zero_is_identity():
     images = torch.randint(0, 256, (6, 3, 5, 5), dtype=torch.uint8)
     assert torch.equal(data.random_crop(images, 0, torch.zeros(6, 2, dtype=torch.int64)), images)
     batches = Batches(images, torch.arange(6), (0.0,) * 3, (1.0,) * 3, 6, augment=Augment(0, False))
-    (x, _), = list(batches)
+    ((x, _),) = list(batches)
     assert torch.allclose(x, images.float() / 255)
 
 
@@ -220,8 +224,12 @@ def test_crop_output_is_a_shifted_window_of_the_zero_padded_input():
     for x, y in batches:
         assert x.shape == (len(y), 3, 6, 7)
         for out, i in zip((x * 255).round().to(torch.uint8), y.tolist()):
-            windows = [(dy, dx) for dy in range(2 * p + 1) for dx in range(2 * p + 1)
-                       if torch.equal(out, padded[i, :, dy:dy + 6, dx:dx + 7])]
+            windows = [
+                (dy, dx)
+                for dy in range(2 * p + 1)
+                for dx in range(2 * p + 1)
+                if torch.equal(out, padded[i, :, dy : dy + 6, dx : dx + 7])
+            ]
             assert windows, f"image {i} is not a window of its padded input"
             shifts.add(windows[0])
     assert len(shifts) > 10  # offsets do vary over the whole 0..2p range
@@ -243,8 +251,9 @@ def test_augmentation_is_reproducible_by_seed():
     images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
 
     def epoch(seed):
-        batches = Batches(images, torch.arange(32), (0.5,) * 3, (0.25,) * 3, 8, shuffle=True,
-                          augment=Augment(4, True), seed=seed)
+        batches = Batches(
+            images, torch.arange(32), (0.5,) * 3, (0.25,) * 3, 8, shuffle=True, augment=Augment(4, True), seed=seed
+        )
         return torch.cat([x for x, _ in batches])
 
     assert torch.equal(epoch(0), epoch(0)) and not torch.equal(epoch(0), epoch(1))
@@ -252,7 +261,7 @@ def test_augmentation_is_reproducible_by_seed():
 
 def test_channels_last_layout():
     _, batches = tiny_batches(4, batch_size=4, channels_last=True)
-    (x, _), = list(batches)
+    ((x, _),) = list(batches)
     assert x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -308,9 +317,9 @@ def test_imagefolder_missing_folder(tmp_path):
 def test_parallel_decoding_matches_the_plain_loop(tmp_path, monkeypatch):
     pixels = make_tree(tmp_path / "tree", per_class=5)
     paths = sorted(str(p) for p in pixels)
-    serial = sources._decode_images(paths, desc="", progress=False)
-    monkeypatch.setattr(sources, "_DECODE_CHUNK", 4)  # several chunks: the process pool does the work
-    assert torch.equal(sources._decode_images(paths, desc="", progress=False), serial)
+    serial = decoding.decode_images(paths, desc="", progress=False)
+    monkeypatch.setattr(decoding, "DECODE_CHUNK", 4)  # several chunks: the process pool does the work
+    assert torch.equal(decoding.decode_images(paths, desc="", progress=False), serial)
 
 
 def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
@@ -323,7 +332,7 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(sources, "_decode_images", no_decoding)
+    monkeypatch.setattr(decoding, "decode_images", no_decoding)
     second = load_dataset(name, tmp_path / "data", progress=False)
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
     assert list((tmp_path / "data" / "cache").iterdir()) == cached
@@ -337,7 +346,7 @@ def test_corrupt_cache_is_decoded_again_with_a_warning(tmp_path):
     make_tree(tmp_path / "tree")
     name = f"imagefolder:{tmp_path / 'tree'}"
     first = load_dataset(name, tmp_path / "data", progress=False)
-    cache, = (tmp_path / "data" / "cache").iterdir()
+    (cache,) = (tmp_path / "data" / "cache").iterdir()
     cache.write_bytes(b"not a tensor file")
     with pytest.warns(UserWarning, match="decoding again"):
         again = load_dataset(name, tmp_path / "data", progress=False)
@@ -361,8 +370,9 @@ def write_fake_cifar(folder, files, label_key, meta_file, names_key, num_classes
 
 
 def test_fake_cifar100_official_format_round_trip(tmp_path):
-    contents = write_fake_cifar(tmp_path / "cifar-100-python", ["train", "test"], "fine_labels", "meta",
-                                "fine_label_names", 100, per_file=200)
+    contents = write_fake_cifar(
+        tmp_path / "cifar-100-python", ["train", "test"], "fine_labels", "meta", "fine_label_names", 100, per_file=200
+    )
     d = load_dataset("cifar100", tmp_path, val_fraction=0.5, download=False, progress=False)
     assert d.num_classes == 100 and d.classes[:2] == ["class000", "class001"] and d.image_shape == (3, 32, 32)
     assert len(d.train_y) == len(d.val_y) == 100 and len(d.test_y) == 200

@@ -1,6 +1,7 @@
 """scripts/gpu_run.sh on the CPU: one archive with the figures, tables, bench table and logs, packed
 whether the run succeeds or fails. (The whole dry run, with a bundle and a node-like environment, is
 `make gpu-dry-run`: it installs torch into a fresh environment, too slow for every test run.)"""
+
 import os
 import subprocess
 import sys
@@ -11,15 +12,25 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_BENCH = ("--width 4 --teacher-arch resnet10 --teacher-width 4 --batch-size 8 --steps 1 --warmup 1 "
-              "--rounds 1 --device cpu")
+TINY_BENCH = (
+    "--width 4 --teacher-arch resnet10 --teacher-width 4 --batch-size 8 --steps 1 --warmup 1 --rounds 1 --device cpu"
+)
 
 
 def gpu_run(profile: str, outdir: Path, bundle: Path, **settings: str) -> subprocess.CompletedProcess:
-    environment = os.environ | {"PYTHON": sys.executable, "BUNDLE": str(bundle), "BENCH_ARGS": TINY_BENCH,
-                                "CELL_TIMEOUT_S": "300"} | settings
-    return subprocess.run(["bash", "scripts/gpu_run.sh", profile, str(outdir)], cwd=REPO, env=environment,
-                          capture_output=True, text=True, timeout=900)
+    environment = (
+        os.environ
+        | {"PYTHON": sys.executable, "BUNDLE": str(bundle), "BENCH_ARGS": TINY_BENCH, "CELL_TIMEOUT_S": "300"}
+        | settings
+    )
+    return subprocess.run(
+        ["bash", "scripts/gpu_run.sh", profile, str(outdir)],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def members(archive: Path) -> dict[str, tarfile.TarInfo]:
@@ -39,10 +50,18 @@ def test_a_smoke_run_packs_figures_tables_bench_and_logs(tmp_path):
     archive = tmp_path / "out" / "tgkit-smoke-digits.tar.gz"
     assert archive.stat().st_size <= 16 * 1024 * 1024
     packed = members(archive)
-    for name in ("status.txt", "bench.csv", "logs/bench.log", "logs/batch.log", "logs/node.log",
-                 "figures/smoke/digits/01_accuracies.csv", "figures/smoke/digits/01_learning_curves.png",
-                 "figures/smoke/digits/01_teacher_training.manifest.json",
-                 "figures/smoke/digits/batch_wall_clock.csv", "figures/smoke/digits/executed/01_teacher_training.ipynb"):
+    for name in (
+        "status.txt",
+        "bench.csv",
+        "logs/bench.log",
+        "logs/batch.log",
+        "logs/node.log",
+        "figures/smoke/digits/01_accuracies.csv",
+        "figures/smoke/digits/01_learning_curves.png",
+        "figures/smoke/digits/01_teacher_training.manifest.json",
+        "figures/smoke/digits/batch_wall_clock.csv",
+        "figures/smoke/digits/executed/01_teacher_training.ipynb",
+    ):
         assert name in packed, f"{name} missing from {sorted(packed)}"
     status = read_member(archive, "status.txt")
     for step in ("node", "install", "data", "bench", "batch"):

@@ -1,5 +1,6 @@
 """The shape of the package: no import cycles, configuration that imports no training code, and the
 method's modules independent of the orchestration around them."""
+
 import ast
 import subprocess
 import sys
@@ -9,8 +10,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tgkit"
 # the method and what it needs; none of them may import the orchestration (pipeline, notebooks, CLI, ...)
-METHOD = {"tgkit.losses", "tgkit.scorer", "tgkit.masker", "tgkit.mask_analysis", "tgkit.retrainer", "tgkit.train",
-          "tgkit.models", "tgkit.checkpoint", "tgkit.device", "tgkit.progress", "tgkit.hparams", "tgkit.colt"}
+METHOD = {
+    "tgkit.losses",
+    "tgkit.scorer",
+    "tgkit.masker",
+    "tgkit.mask_analysis",
+    "tgkit.retrainer",
+    "tgkit.train",
+    "tgkit.models",
+    "tgkit.checkpoint",
+    "tgkit.device",
+    "tgkit.progress",
+    "tgkit.hparams",
+    "tgkit.colt",
+}
 MAX_LINES = 460  # "about 450": no module holds several concepts
 
 
@@ -52,7 +65,7 @@ def test_no_import_cycles_in_tgkit():
         state[name] = "visiting"
         for target in sorted(edges.get(name, ())):
             if state.get(target) == "visiting":
-                cycle = path[path.index(target):] + [target] if target in path else [name, target]
+                cycle = path[path.index(target) :] + [target] if target in path else [name, target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target, path + [target])
@@ -77,8 +90,10 @@ def test_the_method_never_imports_the_orchestration():
 
 
 def test_importing_the_configuration_imports_no_training_code():
-    code = ("import sys, tgkit.hparams; heavy = [m for m in ('torch', 'tgkit.train', 'tgkit.pipeline', 'numpy') "
-            "if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, tgkit.hparams; heavy = [m for m in ('torch', 'tgkit.train', 'tgkit.pipeline', 'numpy') "
+        "if m in sys.modules]; print(heavy)"
+    )
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert printed.strip() == "[]"
 

@@ -1,4 +1,5 @@
 """The latency comparison on synthetic timings with known answers, and on a tiny real COLT run."""
+
 import pytest
 import torch
 
@@ -18,6 +19,7 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 # As Experiment.timings records them: the teacher was trained now and read back once more from the
 # cache; the student and the scores come from an earlier process; two sparsities were pruned now.
 TIMINGS = [
@@ -28,8 +30,13 @@ TIMINGS = [
     {"stage": "pruned", "seconds": 45.0, "cached": False, "device": GPU},
     {"stage": "pruned", "seconds": 47.5, "cached": False, "device": GPU},
 ]
-PRUNED = {"seconds": 45.0, "pruning_seconds": 5.0, "sparsity_all": 0.9, "sparsity_prunable": 0.93,
-          "test_accuracy": 0.91}
+PRUNED = {
+    "seconds": 45.0,
+    "pruning_seconds": 5.0,
+    "sparsity_all": 0.9,
+    "sparsity_prunable": 0.93,
+    "test_accuracy": 0.91,
+}
 
 
 def colt_result(device=GPU) -> dict:
@@ -40,8 +47,14 @@ def colt_result(device=GPU) -> dict:
     ]
     for record in rounds:
         record["device"] = device
-    ticket = {"seconds": 80.0, "cached": False, "device": GPU, "sparsity_all": 0.9, "sparsity_prunable": 0.93,
-              "test_accuracy": 0.85}
+    ticket = {
+        "seconds": 80.0,
+        "cached": False,
+        "device": GPU,
+        "sparsity_all": 0.9,
+        "sparsity_prunable": 0.93,
+        "test_accuracy": 0.85,
+    }
     return {"method": "COLT (P=2)", "rounds": rounds, "ticket": ticket}
 
 
@@ -52,8 +65,13 @@ def table():
 
 def test_one_shot_stages_split_pruning_from_retraining_and_say_where_they_come_from(table):
     one_shot = table[table["method"] == "one-shot"].set_index("stage")
-    assert one_shot["seconds"].to_dict() == {"teacher training": 100.0, "dense student": 50.0, "scoring": 10.0,
-                                             "pruning": 5.0, "retraining": 40.0}
+    assert one_shot["seconds"].to_dict() == {
+        "teacher training": 100.0,
+        "dense student": 50.0,
+        "scoring": 10.0,
+        "pruning": 5.0,
+        "retraining": 40.0,
+    }
     assert one_shot.loc["teacher training", "source"] == latency.MEASURED_NOW  # computed once, read back once
     assert one_shot.loc["dense student", "source"] == latency.FROM_CACHE
     assert one_shot.loc["scoring", "source"] == latency.FROM_CACHE
@@ -64,8 +82,14 @@ def test_one_shot_stages_split_pruning_from_retraining_and_say_where_they_come_f
 def test_colt_stages_list_every_round_and_the_ticket(table):
     rows = table[table["method"] == "COLT (P=2)"]
     assert list(zip(rows["stage"], rows["round"].fillna(-1))) == [  # -1: not a round
-        ("round training", 0), ("round training", 1), ("round pruning", 1), ("round merge", 1),
-        ("round pruning", 2), ("round merge", 2), ("ticket training", -1)]
+        ("round training", 0),
+        ("round training", 1),
+        ("round pruning", 1),
+        ("round merge", 1),
+        ("round pruning", 2),
+        ("round merge", 2),
+        ("ticket training", -1),
+    ]
     assert rows["seconds"].sum() == 206.0
     assert (rows["source"] == latency.FROM_CACHE).tolist() == [True] + [False] * 6
     assert list(table.columns) == [*latency.COLUMNS, "minutes"]
@@ -84,8 +108,17 @@ def test_ratios_with_and_without_the_teacher(table):
 def test_stage_totals_are_a_stacked_bar_chart(table):
     totals = latency.stage_totals(table)
     assert totals.index.tolist() == ["one-shot", "COLT (P=2)"]
-    assert totals.columns.tolist() == ["teacher training", "dense student", "scoring", "pruning", "retraining",
-                                       "round training", "round pruning", "round merge", "ticket training"]
+    assert totals.columns.tolist() == [
+        "teacher training",
+        "dense student",
+        "scoring",
+        "pruning",
+        "retraining",
+        "round training",
+        "round pruning",
+        "round merge",
+        "ticket training",
+    ]
     assert totals.loc["COLT (P=2)"].tolist() == [0, 0, 0, 0, 0, 120.0, 4.0, 2.0, 80.0]
     assert totals.sum(axis=1).tolist() == [205.0, 206.0]
 
@@ -111,7 +144,8 @@ def test_accuracy_at_the_same_sparsity():
     table = latency.accuracy_at_target(PRUNED, colt_result())
     assert table.to_dict("records") == [
         {"method": "one-shot", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.91},
-        {"method": "COLT (P=2)", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.85}]
+        {"method": "COLT (P=2)", "sparsity_all": 0.9, "sparsity_prunable": 0.93, "test_accuracy": 0.85},
+    ]
 
 
 def test_the_papers_minutes_are_a_separate_sourced_reference():
@@ -126,9 +160,12 @@ def test_the_papers_minutes_are_a_separate_sourced_reference():
 def test_a_real_colt_run_accounts_for_all_its_seconds(tmp_path):
     torch.manual_seed(0)
     digits = data.load_dataset("digits", progress=False)
-    config = ColtConfig(model=ModelSpec("smallcnn", 8), target_sparsity=0.3,
-                             round_training=TrainConfig(epochs=1, batch_size=64, lr=0.05),
-                             final_training=TrainConfig(epochs=1, batch_size=64, lr=0.05))
+    config = ColtConfig(
+        model=ModelSpec("smallcnn", 8),
+        target_sparsity=0.3,
+        round_training=TrainConfig(epochs=1, batch_size=64, lr=0.05),
+        final_training=TrainConfig(epochs=1, batch_size=64, lr=0.05),
+    )
     result = colt.run_colt(digits, config, folder=tmp_path, device="cpu", progress=False)
     rows = latency.latency_table(latency.colt_stages(result))
     assert rows["seconds"].sum() == pytest.approx(result["seconds"])

@@ -1,4 +1,5 @@
 """CA-KLD and the teacher-guided loss against values computed independently with numpy and by hand."""
+
 import math
 
 import numpy as np
@@ -73,7 +74,9 @@ def test_kl_divergence_by_hand():
     q = torch.tensor([[0.25, 0.75], [0.2, 0.8]], dtype=torch.float64)
     assert kl_divergence(p.log(), q.log()).item() == pytest.approx(0.5 * math.log(4 / 3) / 2, rel=1e-12)
     # and the other direction: 1/4 ln(1/2) + 3/4 ln(3/2)
-    assert kl_divergence(q.log(), p.log()).item() == pytest.approx((0.25 * math.log(0.5) + 0.75 * math.log(1.5)) / 2, rel=1e-12)
+    assert kl_divergence(q.log(), p.log()).item() == pytest.approx(
+        (0.25 * math.log(0.5) + 0.75 * math.log(1.5)) / 2, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.3, 0.5, 1.0])

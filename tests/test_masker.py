@@ -1,5 +1,6 @@
 """Global masks: exact counts, deterministic ties, agreement with torch's own global pruning,
 sparsity over two denominators, and masks that survive save and load."""
+
 import copy
 import warnings
 
@@ -201,8 +202,15 @@ def test_sparsity_report_rows_and_global_counts():
     masks = global_masks(magnitude_scores(net), 0.5)  # 126 of 252 conv weights
     report = sparsity_report(net, masks)
     assert list(report.columns) == ["layer", "kind", "prunable", "weights", "zeros", "sparsity"]
-    assert list(report["layer"]) == ["0.weight", "1.weight", "3.weight", "4.weight", "8.weight",
-                                     "global (prunable)", "global (all weights)"]
+    assert list(report["layer"]) == [
+        "0.weight",
+        "1.weight",
+        "3.weight",
+        "4.weight",
+        "8.weight",
+        "global (prunable)",
+        "global (all weights)",
+    ]
     assert list(report["kind"][:5]) == ["conv", "bn", "conv", "bn", "linear"]
     prunable_row = report.set_index("layer").loc["global (prunable)"]
     all_row = report.set_index("layer").loc["global (all weights)"]

@@ -1,5 +1,6 @@
 """The notebooks as files (one literal `parameters` cell, no outputs), and the helpers they compute with
 (`tgkit.report`, `tgkit.mask_analysis`), on small hand-made networks and scores: nothing here trains."""
+
 import ast
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def _close_figures():
 
 # ---- the notebook files -------------------------------------------------------------------------
 
+
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no notebook"
 
@@ -35,7 +37,9 @@ def test_notebook_is_committed_clean(path):
     assert notebook.metadata.kernelspec.name == "python3"
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear the outputs before committing"
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{path.name}: clear the outputs before committing"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
@@ -46,8 +50,9 @@ def test_notebook_has_one_parameters_cell_of_smoke_literals(path):
     assert tagged[0].cell_type == "code"
     values = {}
     for statement in ast.parse(tagged[0].source).body:
-        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, \
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, (
             f"{path.name}: the parameters cell may only assign literals, one name per line"
+        )
         values[statement.targets[0].id] = ast.literal_eval(statement.value)
     # nbval runs the notebooks with these literals, and the batch injects these names
     assert {"profile": "smoke", "dataset": "digits", "seed": 0}.items() <= values.items()
@@ -55,10 +60,21 @@ def test_notebook_has_one_parameters_cell_of_smoke_literals(path):
 
 # ---- notebook 01: the dense networks and the loss ----------------------------------------------
 
+
 def fake_result(model: nn.Module, epochs: int, kd: float) -> dict:
-    history = [{"epoch": e + 1, "lr": 0.1, "loss": 2.0 / (e + 1) + kd, "ce": 2.0 / (e + 1), "kd": kd,
-                "train_accuracy": 0.5 + 0.04 * e, "val_accuracy": 0.6 + 0.03 * e, "seconds": 1.0}
-               for e in range(epochs)]
+    history = [
+        {
+            "epoch": e + 1,
+            "lr": 0.1,
+            "loss": 2.0 / (e + 1) + kd,
+            "ce": 2.0 / (e + 1),
+            "kd": kd,
+            "train_accuracy": 0.5 + 0.04 * e,
+            "val_accuracy": 0.6 + 0.03 * e,
+            "seconds": 1.0,
+        }
+        for e in range(epochs)
+    ]
     return {"model": model, "history": history, "test_accuracy": 0.7, "seconds": 90.0, "cached": True}
 
 
@@ -91,11 +107,14 @@ def test_ca_kld_by_temperature_shows_that_the_authors_order_cancels_t():
     assert paper.loc[3.0, "ca_kld"] == pytest.approx(losses.ca_kld(student, teacher, 3.0).item())
     # T^2 keeps the gradient's scale in the paper's order, and multiplies it by T^2 in the authors'
     assert paper.loc[10.0, "scaled_gradient_norm"] == pytest.approx(paper.loc[3.0, "scaled_gradient_norm"], rel=0.3)
-    assert authors.loc[10.0, "scaled_gradient_norm"] == pytest.approx(100 * authors.loc[1.0, "scaled_gradient_norm"], rel=1e-3)
+    assert authors.loc[10.0, "scaled_gradient_norm"] == pytest.approx(
+        100 * authors.loc[1.0, "scaled_gradient_norm"], rel=1e-3
+    )
     loss.plot_ca_kld_by_temperature(table)
 
 
 # ---- notebook 02: masks, per-layer tables, collapse ---------------------------------------------
+
 
 def resnet() -> nn.Module:
     return models.build_model("resnet10", 10, in_channels=1, width=2)
@@ -132,7 +151,9 @@ def test_cut_layers_knows_that_a_shortcut_bypasses_an_emptied_branch():
 
 def test_cut_layers_on_a_plain_cnn_cuts_at_any_emptied_layer():
     model = models.build_model("smallcnn", 10, in_channels=1, width=2)
-    masks = {name: torch.ones_like(param, dtype=torch.bool) for name, param in masker.prunable_parameters(model).items()}
+    masks = {
+        name: torch.ones_like(param, dtype=torch.bool) for name, param in masker.prunable_parameters(model).items()
+    }
     masks["3.weight"] = torch.zeros_like(masks["3.weight"])
     assert mask_analysis.cut_layers(model, masks) == ["3.weight"]
 
@@ -140,8 +161,11 @@ def test_cut_layers_on_a_plain_cnn_cuts_at_any_emptied_layer():
 def test_layer_and_sparsity_tables():
     model = resnet()
     branch = {"layer4.0.conv1.weight", "layer4.0.conv2.weight"}
-    scores = {"teacher_guided": ranked_scores(model, low=branch), "random": scorer.random_scores(model),
-              "snip": ranked_scores(model, low=branch)}
+    scores = {
+        "teacher_guided": ranked_scores(model, low=branch),
+        "random": scorer.random_scores(model),
+        "snip": ranked_scores(model, low=branch),
+    }
     emptied_weights = sum(masker.prunable_parameters(model)[name].numel() for name in branch)
     prunable_weights = sum(p.numel() for p in masker.prunable_parameters(model).values())
     ratio = emptied_weights / prunable_weights

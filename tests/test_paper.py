@@ -4,6 +4,7 @@ The numbers below are copied from method.md by hand; where the project's shared 
 (`../shared/docs/method.md`), the same numbers are also read from the file itself, so that a change
 to either side fails here.
 """
+
 import math
 import re
 from pathlib import Path
@@ -16,21 +17,42 @@ from tgkit.report import latency
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "method.md"
 NOT_RUN = None  # "-" in method.md
 
-HEADLINE = [("CIFAR-10", 0.9841, 90.79), ("CIFAR-10", 0.5046, 96.08), ("CIFAR-100", 0.9801, 67.06),
-            ("CIFAR-100", 0.5075, 81.01), ("TinyImageNet", 0.9756, 50.64), ("TinyImageNet", 0.5002, 59.29)]
-CIFAR10_SWEEP = [(0.5046, 96.06, 96.08, 96.03), (0.75, 95.46, 95.62, 95.60), (0.80, 95.21, 95.44, 95.49),
-                 (0.90, 94.12, NOT_RUN, 94.83), (0.9392, 92.97, 94.28, 94.40), (0.977, NOT_RUN, 91.29, NOT_RUN),
-                 (0.9841, 86.99, 90.79, 90.66)]
-TINYIMAGENET_SWEEP = [(0.5002, 58.53, NOT_RUN, 60.93), (0.7435, 54.39, 57.42, 58.58),
-                      (0.9311, 51.74, 53.79, 52.11), (0.9756, 47.71, 50.64, 50.07)]
-LATENCY = [("CIFAR-10", 0.977, 27.82, 276.0), ("CIFAR-100", NOT_RUN, 19.76, 355.0),
-           ("TinyImageNet", NOT_RUN, 42.43, 1756.0)]
+HEADLINE = [
+    ("CIFAR-10", 0.9841, 90.79),
+    ("CIFAR-10", 0.5046, 96.08),
+    ("CIFAR-100", 0.9801, 67.06),
+    ("CIFAR-100", 0.5075, 81.01),
+    ("TinyImageNet", 0.9756, 50.64),
+    ("TinyImageNet", 0.5002, 59.29),
+]
+CIFAR10_SWEEP = [
+    (0.5046, 96.06, 96.08, 96.03),
+    (0.75, 95.46, 95.62, 95.60),
+    (0.80, 95.21, 95.44, 95.49),
+    (0.90, 94.12, NOT_RUN, 94.83),
+    (0.9392, 92.97, 94.28, 94.40),
+    (0.977, NOT_RUN, 91.29, NOT_RUN),
+    (0.9841, 86.99, 90.79, 90.66),
+]
+TINYIMAGENET_SWEEP = [
+    (0.5002, 58.53, NOT_RUN, 60.93),
+    (0.7435, 54.39, 57.42, 58.58),
+    (0.9311, 51.74, 53.79, 52.11),
+    (0.9756, 47.71, 50.64, 50.07),
+]
+LATENCY = [
+    ("CIFAR-10", 0.977, 27.82, 276.0),
+    ("CIFAR-100", NOT_RUN, 19.76, 355.0),
+    ("TinyImageNet", NOT_RUN, 42.43, 1756.0),
+]
 
 
 def rows(table, columns) -> list[tuple]:
     """The table's rows as tuples, NaN as None, so that they compare with ==."""
-    return [tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row)
-            for row in table[columns].itertuples(index=False)]
+    return [
+        tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row)
+        for row in table[columns].itertuples(index=False)
+    ]
 
 
 def test_headline_table():
@@ -54,8 +76,14 @@ def test_latency_minutes_and_ratio():
 
 
 def test_every_table_names_its_source_and_is_a_fresh_copy():
-    for make in (paper.headline, paper.cifar10_sweep, paper.tinyimagenet_sweep, paper.cifar10_dense,
-                 paper.tinyimagenet_dense, paper.latency):
+    for make in (
+        paper.headline,
+        paper.cifar10_sweep,
+        paper.tinyimagenet_sweep,
+        paper.cifar10_dense,
+        paper.tinyimagenet_dense,
+        paper.latency,
+    ):
         table = make()
         assert "arXiv 2511.16653" in table.attrs["source"]
         table.iloc[0, -1] = -1.0
@@ -91,8 +119,11 @@ def percent(text: str) -> float:
 
 def markdown_rows(text: str, first_cell: str) -> list[list[str]]:
     """The cells of the markdown table rows that start with `first_cell` (a regex)."""
-    return [[cell.strip() for cell in line.strip("|").split("|")]
-            for line in text.splitlines() if re.match(rf"\|\s*{first_cell}", line)]
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if re.match(rf"\|\s*{first_cell}", line)
+    ]
 
 
 def test_headline_matches_method_md(section9):
@@ -104,23 +135,27 @@ def test_headline_matches_method_md(section9):
 
 def test_cifar10_sweep_matches_method_md(section9):
     sweep_part = section9.split("CIFAR-10 sweep", 1)[1]
-    parsed = [(percent(level), *map(number, accuracies))
-              for level, *accuracies in markdown_rows(sweep_part, r"\d")]
+    parsed = [(percent(level), *map(number, accuracies)) for level, *accuracies in markdown_rows(sweep_part, r"\d")]
     assert parsed == CIFAR10_SWEEP
     assert re.search(r"dense teacher 95\.40, dense student 95\.92", section9)
 
 
 def test_tinyimagenet_sweep_matches_method_md(section9):
     prose = section9.split("TinyImageNet (64 px", 1)[1]
-    parsed = [(percent(level), number(no_kd), number(t3), number(t5))
-              for level, no_kd, t3, t5 in re.findall(r"(\d+\.\d+%) (\d+\.\d+|-) / (\d+\.\d+|-) / (\d+\.\d+|-)", prose)]
+    parsed = [
+        (percent(level), number(no_kd), number(t3), number(t5))
+        for level, no_kd, t3, t5 in re.findall(r"(\d+\.\d+%) (\d+\.\d+|-) / (\d+\.\d+|-) / (\d+\.\d+|-)", prose)
+    ]
     assert parsed == TINYIMAGENET_SWEEP
     assert "dense student 62.19" in prose
 
 
 def test_latency_matches_method_md(section9):
-    found = re.findall(r"(CIFAR-10|CIFAR-100|TinyImageNet)(?: at (\d+\.\d+)%)? (\d+\.\d+)\s+vs (\d+(?:\.\d+)?)",
-                       section9)
-    parsed = [(dataset, percent(level) if level else None, float(one_shot), float(colt))
-              for dataset, level, one_shot, colt in found]
+    found = re.findall(
+        r"(CIFAR-10|CIFAR-100|TinyImageNet)(?: at (\d+\.\d+)%)? (\d+\.\d+)\s+vs (\d+(?:\.\d+)?)", section9
+    )
+    parsed = [
+        (dataset, percent(level) if level else None, float(one_shot), float(colt))
+        for dataset, level, one_shot, colt in found
+    ]
     assert parsed == LATENCY

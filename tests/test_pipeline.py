@@ -1,4 +1,5 @@
 """End to end: the cached pipeline on digits (smoke profile) and on real CIFAR-10, and the CLI."""
+
 import shutil
 from dataclasses import replace
 
@@ -68,18 +69,37 @@ def test_corrupt_stage_result_is_reported_not_destroyed(runs_dir, smoke):
 
 def test_cli_prints_the_summary_table(runs_dir, capsys, tmp_path):
     output = tmp_path / "table.csv"
-    assert cli.main(["run", "--profile", "smoke", "--sparsity", "0.9", "--runs-dir", str(runs_dir),
-                     "--device", "cpu", "--output", str(output)]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--profile",
+                "smoke",
+                "--sparsity",
+                "0.9",
+                "--runs-dir",
+                str(runs_dir),
+                "--device",
+                "cpu",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     for method in ("teacher", "dense student", "teacher-guided", "magnitude", "random"):
         assert method in printed
     assert output.read_text().startswith("method,")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--sparsity", "1.5"], "outside [0, 1)"),
-    (["--sparsity", "-0.1"], "outside [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sparsity", "1.5"], "outside [0, 1)"),
+        (["--sparsity", "-0.1"], "outside [0, 1)"),
+    ],
+)
 def test_cli_rejects_bad_sparsity(argv, message):
     with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace(")", r"\)")):
         cli.main(["run", "--profile", "smoke", *argv])
@@ -96,39 +116,62 @@ def test_cifar10_teacher_guided_beats_random_at_90_percent(tmp_path):
     require_dataset("cifar10")
     fast = TrainConfig(epochs=4, batch_size=128, lr=0.1)
     config = replace(
-        hparams.profile("quick"), train_subset=5000, teacher=ModelSpec("resnet10", 16),
-        student=ModelSpec("resnet10", 16), teacher_training=fast, student_training=fast,
-        retraining=RetrainConfig(epochs=1, batch_size=128, lr=0.02), scoring=ScoringConfig(epochs=1))
+        hparams.profile("quick"),
+        train_subset=5000,
+        teacher=ModelSpec("resnet10", 16),
+        student=ModelSpec("resnet10", 16),
+        teacher_training=fast,
+        student_training=fast,
+        retraining=RetrainConfig(epochs=1, batch_size=128, lr=0.02),
+        scoring=ScoringConfig(epochs=1),
+    )
     experiment = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
     guided = experiment.pruned_result("teacher_guided", 0.9, kd=True)["test_accuracy"]
     random = experiment.pruned_result("random", 0.9, kd=True)["test_accuracy"]
-    print(f"dense student {experiment.student_result()['test_accuracy']:.3f}, "
-          f"teacher-guided {guided:.3f}, random {random:.3f}")
+    print(
+        f"dense student {experiment.student_result()['test_accuracy']:.3f}, "
+        f"teacher-guided {guided:.3f}, random {random:.3f}"
+    )
     assert guided >= random + 0.10
 
 
 # ---- the run cache's edges, met through the Experiment --------------------------------------------
 
+
 def tiny_config():
     """The smoke profile trained for a moment: a stage costs about a second."""
     config = hparams.profile("smoke")
     quick = replace(config.teacher_training, epochs=2)
-    return replace(config, teacher_training=quick, student_training=quick, student_kd=None,
-                   retraining=replace(config.retraining, epochs=1), scoring=replace(config.scoring, epochs=1))
+    return replace(
+        config,
+        teacher_training=quick,
+        student_training=quick,
+        student_kd=None,
+        retraining=replace(config.retraining, epochs=1),
+        scoring=replace(config.scoring, epochs=1),
+    )
 
 
 def stage_folders(runs_dir):
-    return sorted(path.name for path in runs_dir.iterdir() if not path.name.startswith(".")) if runs_dir.exists() else []
+    return (
+        sorted(path.name for path in runs_dir.iterdir() if not path.name.startswith(".")) if runs_dir.exists() else []
+    )
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda e: e.scores("teacher_guided", scoring_temperature=0), "scoring_temperature must be a finite number > 0"),
-    (lambda e: e.scores("teacher_guided", scoring_temperature=-3.0), "scoring_temperature"),
-    (lambda e: e.pruned_result("teacher_guided", 0.9, retraining_temperature=0), "retraining_temperature must be"),
-    (lambda e: e.pruned_result("teacher_guided", 0.9, kd=False, retraining_temperature=3.0), "pass kd=True"),
-    (lambda e: e.pruned_result("teacher_guided", 0.9999), "unreachable"),
-    (lambda e: e.pruned_result("no_such_criterion", 0.9), "unknown criterion"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda e: e.scores("teacher_guided", scoring_temperature=0),
+            "scoring_temperature must be a finite number > 0",
+        ),
+        (lambda e: e.scores("teacher_guided", scoring_temperature=-3.0), "scoring_temperature"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, retraining_temperature=0), "retraining_temperature must be"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, kd=False, retraining_temperature=3.0), "pass kd=True"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9999), "unreachable"),
+        (lambda e: e.pruned_result("no_such_criterion", 0.9), "unknown criterion"),
+    ],
+)
 def test_bad_requests_fail_before_any_stage_folder_exists(tmp_path, call, message):
     experiment = Experiment(tiny_config(), runs_dir=tmp_path / "runs", device="cpu", progress=False)
     with pytest.raises(ValueError, match=message):
@@ -192,8 +235,12 @@ def test_each_stage_has_one_timing_row(smoke):
 
 def test_colt_runs_in_the_run_cache_beside_the_one_shot_stages(tmp_path):
     config = tiny_config()
-    settings = replace(config.colt, target_sparsity=0.5, round_training=replace(config.colt.round_training, epochs=1),
-                       final_training=replace(config.colt.final_training, epochs=1))
+    settings = replace(
+        config.colt,
+        target_sparsity=0.5,
+        round_training=replace(config.colt.round_training, epochs=1),
+        final_training=replace(config.colt.final_training, epochs=1),
+    )
     first = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).colt_result(settings)
     again = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).colt_result(settings)
     assert not first["cached"] and again["cached"]

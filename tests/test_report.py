@@ -1,4 +1,5 @@
 """What a notebook leaves behind: figures that name their run, tables, manifests."""
+
 import json
 
 import matplotlib
@@ -36,8 +37,9 @@ def test_table_and_manifest_round_trip(tmp_path):
     clock = report.StageClock()
     with clock("stage"):
         pass
-    path = report.write_manifest(tmp_path, "00_example.ipynb", profile="smoke", dataset="cifar10", seed=3,
-                                 device="cpu", clock=clock)
+    path = report.write_manifest(
+        tmp_path, "00_example.ipynb", profile="smoke", dataset="cifar10", seed=3, device="cpu", clock=clock
+    )
     manifest = json.loads(path.read_text())
     assert path.name == "00_example.manifest.json"
     assert (manifest["profile"], manifest["seed"], manifest["device"]) == ("smoke", 3, "cpu")

@@ -1,12 +1,12 @@
 """Sparsity-aware retraining: pruned weights stay exactly zero through any optimizer; bad input fails clearly."""
+
 import pytest
 import torch
 
 from tgkit import checkpoint, data, masker, models, scorer
 from tgkit.hparams import RetrainConfig, TrainConfig
-from tgkit.masker import MaskEnforcer
 from tgkit.retrainer import retrain
-from tgkit.train import fit
+from tgkit.train import MaskEnforcer, fit
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,9 @@ def test_pruned_weights_stay_zero_through_retraining(digits, optimizer, weight_d
     model, history = retrain(model, masks, digits, config=config, device="cpu", progress=False)
     assert len(history) == 2
     assert torch.count_nonzero(pruned_weights(model, masks)) == 0
-    kept_changed = any(not torch.equal(p[masks[n]], before[n][masks[n]]) for n, p in model.named_parameters()
-                       if n in masks)
+    kept_changed = any(
+        not torch.equal(p[masks[n]], before[n][masks[n]]) for n, p in model.named_parameters() if n in masks
+    )
     assert kept_changed, "the surviving weights must have been trained"
     assert masker.global_sparsity(model) == pytest.approx(masker.global_sparsity(model, masks))
 
@@ -50,8 +51,10 @@ def test_without_the_enforcer_pruned_weights_regrow(digits):
 
 def test_enforcer_zeroes_momentum_and_adam_moments(digits):
     model, masks = pruned_cnn(digits)
-    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3),
-                      torch.optim.AdamW(model.parameters(), lr=0.01)):
+    for optimizer in (
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3),
+        torch.optim.AdamW(model.parameters(), lr=0.01),
+    ):
         enforcer = MaskEnforcer(model, masks)
         enforcer.attach(optimizer)
         x, y = next(iter(digits.batches("train", 32)))
@@ -85,10 +88,12 @@ def test_nan_loss_stops_with_a_clear_error(digits, tmp_path):
 def test_training_resumes_from_its_epoch_checkpoint(digits, tmp_path, monkeypatch):
     config = TrainConfig(epochs=3, batch_size=64, lr=0.05)
     torch.manual_seed(0)
-    uninterrupted, history = fit(models.build_model("smallcnn", 10, in_channels=1, width=8), digits, config,
-                                 device="cpu", progress=False)
+    uninterrupted, history = fit(
+        models.build_model("smallcnn", 10, in_channels=1, width=8), digits, config, device="cpu", progress=False
+    )
 
     from tgkit import train
+
     real_evaluate = train.evaluate
     calls = []
 
@@ -102,12 +107,24 @@ def test_training_resumes_from_its_epoch_checkpoint(digits, tmp_path, monkeypatc
     monkeypatch.setattr(train, "evaluate", evaluate_then_die)
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        fit(models.build_model("smallcnn", 10, in_channels=1, width=8), digits, config, device="cpu",
-            resume=resume, progress=False)
+        fit(
+            models.build_model("smallcnn", 10, in_channels=1, width=8),
+            digits,
+            config,
+            device="cpu",
+            resume=resume,
+            progress=False,
+        )
     assert checkpoint.load_checkpoint(resume)["state"]["epoch"] == 1
     monkeypatch.setattr(train, "evaluate", real_evaluate)
-    resumed, resumed_history = fit(models.build_model("smallcnn", 10, in_channels=1, width=8), digits, config,
-                                   device="cpu", resume=resume, progress=False)
+    resumed, resumed_history = fit(
+        models.build_model("smallcnn", 10, in_channels=1, width=8),
+        digits,
+        config,
+        device="cpu",
+        resume=resume,
+        progress=False,
+    )
     assert [h["epoch"] for h in resumed_history] == [1, 2, 3]
     assert [h["val_accuracy"] for h in resumed_history] == pytest.approx([h["val_accuracy"] for h in history])
     for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):

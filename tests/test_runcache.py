@@ -1,5 +1,6 @@
 """The run cache on its own, with trivial stages: keys derived from the config dataclass, locks,
 time across resumes, damaged folders, no empty folders."""
+
 import json
 import multiprocessing
 import time
@@ -156,8 +157,10 @@ def _compute_slowly(root: str, results) -> None:
 def test_two_processes_on_one_cache_compute_a_stage_once(tmp_path):
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    workers = [context.Process(target=_compute_slowly, args=(str(tmp_path / "runs"), results), name=f"worker-{i}")
-               for i in range(2)]
+    workers = [
+        context.Process(target=_compute_slowly, args=(str(tmp_path / "runs"), results), name=f"worker-{i}")
+        for i in range(2)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:

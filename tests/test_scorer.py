@@ -1,5 +1,6 @@
 """Importance scorers: the bias-corrected EMA by hand, scores against gradients computed directly,
 and a student given back bit-identical."""
+
 import copy
 
 import pytest
@@ -149,7 +150,9 @@ def test_one_repeated_batch_gives_its_saliency_exactly(variant, saliency):
     # the same batch N times is a constant g_t: the bias-corrected average is g itself
     student, teacher = tiny_net(0), tiny_net(1)
     batch = make_batches(1)[0]
-    expected = {name: saliency(weight, grad) for name, (weight, grad) in direct_gradients(student, teacher, batch).items()}
+    expected = {
+        name: saliency(weight, grad) for name, (weight, grad) in direct_gradients(student, teacher, batch).items()
+    }
     scores = teacher_guided_scores(student, teacher, [batch] * 3, epochs=2, variant=variant, progress=False)
     assert_scores_close(scores, expected)
 
@@ -171,7 +174,9 @@ def test_later_batches_weigh_more():
 def test_confidence_beta_is_measured_on_the_batches():
     student, teacher, batches = tiny_net(0), tiny_net(1), make_batches(2)
     measured = teacher_guided_scores(student, teacher, batches, epochs=1, beta="confidence", progress=False)
-    explicit = teacher_guided_scores(student, teacher, batches, epochs=1, beta=confidence_beta(teacher, batches), progress=False)
+    explicit = teacher_guided_scores(
+        student, teacher, batches, epochs=1, beta=confidence_beta(teacher, batches), progress=False
+    )
     assert_scores_close(measured, explicit)
 
 
@@ -204,7 +209,9 @@ def test_invalid_scoring_settings():
 
 def test_snip_is_the_cross_entropy_saliency_without_a_teacher():
     model, batch = tiny_net(0), make_batches(1)[0]
-    expected = {name: (weight * grad).abs() for name, (weight, grad) in direct_gradients(model, None, batch, loss="ce").items()}
+    expected = {
+        name: (weight * grad).abs() for name, (weight, grad) in direct_gradients(model, None, batch, loss="ce").items()
+    }
     assert_scores_close(snip_scores(model, [batch], progress=False), expected)
     assert all(param.grad is None for param in model.parameters())
 

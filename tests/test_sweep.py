@@ -1,6 +1,7 @@
 """The sweep (`tgkit.sweep`; its tables and figures, `tgkit.report.sweep`) on an Experiment whose
 `pruned_result` returns known numbers: which runs it asks for, the tidy table, the mean and spread
 over seeds, and our numbers beside the paper's."""
+
 import math
 from dataclasses import replace
 
@@ -29,10 +30,22 @@ def calls(monkeypatch):
 
     def pruned_result(self, criterion, sparsity, *, kd=True, over="all", retraining_temperature=None, seed=None):
         temperature = retraining_temperature
-        made.append({"criterion": criterion, "sparsity": sparsity, "kd": kd, "over": over,
-                     "temperature": temperature, "seed": seed})
-        return {"test_accuracy": known_accuracy(criterion, sparsity, temperature if kd else None, seed),
-                "sparsity_all": sparsity, "sparsity_prunable": sparsity + 0.01, "cached": seed == 0}
+        made.append(
+            {
+                "criterion": criterion,
+                "sparsity": sparsity,
+                "kd": kd,
+                "over": over,
+                "temperature": temperature,
+                "seed": seed,
+            }
+        )
+        return {
+            "test_accuracy": known_accuracy(criterion, sparsity, temperature if kd else None, seed),
+            "sparsity_all": sparsity,
+            "sparsity_prunable": sparsity + 0.01,
+            "cached": seed == 0,
+        }
 
     monkeypatch.setattr(Experiment, "pruned_result", pruned_result)
     return made
@@ -47,9 +60,14 @@ def test_the_plan_runs_each_setting_once(tmp_path):
     config = experiment(tmp_path).config  # KD at T=3, ablation over (3, 5): T=3 is one run, not two
     runs = sweep.plan(config)
     assert len(runs) == len(set(runs)) == 2 * 2 * (2 + 1 + 3)  # seeds x levels x (TG KD T=3, T=5, TG CE, baselines)
-    assert runs[:6] == [sweep.SweepRun("teacher_guided", 0.5, 3.0, 0), sweep.SweepRun("teacher_guided", 0.5, 5.0, 0),
-                        sweep.SweepRun("teacher_guided", 0.5, None, 0), sweep.SweepRun("magnitude", 0.5, 3.0, 0),
-                        sweep.SweepRun("snip", 0.5, 3.0, 0), sweep.SweepRun("random", 0.5, 3.0, 0)]
+    assert runs[:6] == [
+        sweep.SweepRun("teacher_guided", 0.5, 3.0, 0),
+        sweep.SweepRun("teacher_guided", 0.5, 5.0, 0),
+        sweep.SweepRun("teacher_guided", 0.5, None, 0),
+        sweep.SweepRun("magnitude", 0.5, 3.0, 0),
+        sweep.SweepRun("snip", 0.5, 3.0, 0),
+        sweep.SweepRun("random", 0.5, 3.0, 0),
+    ]
     only_t5 = sweep.plan(replace(config, temperatures=(5.0,), seeds=(0,), sweep=(0.5,)))
     assert {run.temperature for run in only_t5 if run.criterion == "teacher_guided"} == {3.0, 5.0, None}
 
@@ -84,10 +102,18 @@ def test_curves_for_the_two_figures(tmp_path, calls):
     table = sweep.run_sweep(experiment(tmp_path), progress=False)
     main = sweep_report.main_curves(table, 3.0)
     assert sorted(set(sweep_report.curve_labels(main))) == [
-        "SNIP, KD T=3", "magnitude, KD T=3", "random, KD T=3", "teacher-guided, KD T=3", "teacher-guided, no KD"]
+        "SNIP, KD T=3",
+        "magnitude, KD T=3",
+        "random, KD T=3",
+        "teacher-guided, KD T=3",
+        "teacher-guided, no KD",
+    ]
     ablation = sweep_report.temperature_ablation(table)
     assert sorted(set(sweep_report.curve_labels(ablation))) == [
-        "teacher-guided, KD T=3", "teacher-guided, KD T=5", "teacher-guided, no KD"]
+        "teacher-guided, KD T=3",
+        "teacher-guided, KD T=5",
+        "teacher-guided, no KD",
+    ]
 
 
 def test_ours_beside_the_paper_at_its_nearest_level(tmp_path, calls):
@@ -95,9 +121,15 @@ def test_ours_beside_the_paper_at_its_nearest_level(tmp_path, calls):
     summary = sweep_report.summarise(sweep.run_sweep(run, progress=False))
     table = sweep_report.beside_paper(summary, run.config, teacher_accuracy=0.93, student_accuracy=0.91)
     assert list(table.columns) == ["setting", "sparsity_ours", "sparsity_paper", "ours", "ours_std", "seeds", "paper"]
-    assert table.iloc[0].to_dict() == {"setting": "dense teacher", "sparsity_ours": 0.0, "sparsity_paper": 0.0,
-                                       "ours": 93.0, "ours_std": pytest.approx(np.nan, nan_ok=True), "seeds": 1,
-                                       "paper": 95.40}
+    assert table.iloc[0].to_dict() == {
+        "setting": "dense teacher",
+        "sparsity_ours": 0.0,
+        "sparsity_paper": 0.0,
+        "ours": 93.0,
+        "ours_std": pytest.approx(np.nan, nan_ok=True),
+        "seeds": 1,
+        "paper": 95.40,
+    }
     assert table.iloc[1]["ours"] == 91.0 and table.iloc[1]["paper"] == 95.92
     pruned = table.iloc[2:].set_index(["setting", "sparsity_ours"])
     assert len(pruned) == 9  # 3 levels x (KD T=3, KD T=5, no KD)
@@ -136,8 +168,9 @@ def test_the_plot_draws_a_line_per_curve_on_a_logit_axis(tmp_path, calls):
 
 
 def test_baselines_and_the_ablation_run_only_at_their_own_levels(tmp_path, calls):
-    run = experiment(tmp_path, "cifar10", sweep=(0.5, 0.9, 0.984), baseline_sweep=(0.9,), temperature_sweep=(0.984,),
-                     seeds=(0,))
+    run = experiment(
+        tmp_path, "cifar10", sweep=(0.5, 0.9, 0.984), baseline_sweep=(0.9,), temperature_sweep=(0.984,), seeds=(0,)
+    )
     table = sweep.run_sweep(run, progress=False)
     levels = table.groupby(["method", "temperature"], dropna=False)["sparsity_target"].apply(sorted).to_dict()
     assert levels[("teacher-guided", 3.0)] == [0.5, 0.9, 0.984]

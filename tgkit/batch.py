@@ -9,6 +9,7 @@ read by the next. The kernels run with TGKIT_HEADLESS=1: no frontend watches the
 widgets (`tgkit.frontend`). The first notebook that fails, or a cell that outlives `--cell-timeout`,
 stops the batch with exit status 1 and the failing cell's error; its executed copy shows where.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ class NotebookFailed(Exception):
 
 
 def default_profile() -> str:
-    """"full" on a machine with a CUDA GPU, else "quick"."""
+    """ "full" on a machine with a CUDA GPU, else "quick"."""
     return "full" if torch.cuda.is_available() else "quick"
 
 
@@ -50,7 +51,9 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     found = []
     for name in names:
         candidates = [Path(name), NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / f"{name}.ipynb"]
-        path = next((candidate for candidate in candidates if candidate.suffix == ".ipynb" and candidate.is_file()), None)
+        path = next(
+            (candidate for candidate in candidates if candidate.suffix == ".ipynb" and candidate.is_file()), None
+        )
         if path is None:
             available = ", ".join(notebook.stem for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
             raise SystemExit(f"error: no notebook {name!r}; notebooks/ holds {available or 'none'}")
@@ -58,8 +61,15 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return sorted(found, key=lambda path: path.name)
 
 
-def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: int = 0,
-                  figures_root: str | Path | None = None, cell_timeout: int | None = None) -> Path:
+def run_notebooks(
+    notebooks: list[Path],
+    *,
+    profile: str,
+    dataset: str,
+    seed: int = 0,
+    figures_root: str | Path | None = None,
+    cell_timeout: int | None = None,
+) -> Path:
     """Execute `notebooks` one after the other; returns the folder of the executed copies.
 
     Prints one line per notebook with its wall-clock, and writes them (notebook, seconds, status) to
@@ -82,44 +92,75 @@ def run_notebooks(notebooks: list[Path], *, profile: str, dataset: str, seed: in
         return seconds
 
     parameters = {"profile": profile, "dataset": dataset, "seed": seed}
-    print(f"running {len(notebooks)} notebook(s), profile {profile}, dataset {dataset}, seed {seed}; "
-          f"executed copies in {executed}", flush=True)
+    print(
+        f"running {len(notebooks)} notebook(s), profile {profile}, dataset {dataset}, seed {seed}; "
+        f"executed copies in {executed}",
+        flush=True,
+    )
     with mock.patch.dict(os.environ, environment):
         for number, notebook in enumerate(notebooks, 1):
             print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
             started = time.perf_counter()
             try:
                 # coalesce_streams keeps the last state of each text progress bar, not every redraw
-                papermill.execute_notebook(notebook, executed / notebook.name, parameters=parameters,
-                                           kernel_name=KERNEL, extra_arguments=KERNEL_ARGUMENTS,
-                                           cwd=notebook.parent, progress_bar=False, coalesce_streams=True,
-                                           execution_timeout=cell_timeout)
+                papermill.execute_notebook(
+                    notebook,
+                    executed / notebook.name,
+                    parameters=parameters,
+                    kernel_name=KERNEL,
+                    extra_arguments=KERNEL_ARGUMENTS,
+                    cwd=notebook.parent,
+                    progress_bar=False,
+                    coalesce_streams=True,
+                    execution_timeout=cell_timeout,
+                )
             except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as error:
                 print(f"FAILED after {record(notebook, started, 'failed'):.1f} s", flush=True)
                 # a cell's own error carries its source; a timeout's or a dead kernel's message names the cell
-                what = (f"failed in this cell:\n\n{error.source}\n{error}" if isinstance(error, PapermillExecutionError)
-                        else f"{error}")
-                raise NotebookFailed(f"{notebook.name} {what}\nThe executed copy, {executed / notebook.name}, "
-                                     f"shows the cell in place.") from error
+                what = (
+                    f"failed in this cell:\n\n{error.source}\n{error}"
+                    if isinstance(error, PapermillExecutionError)
+                    else f"{error}"
+                )
+                raise NotebookFailed(
+                    f"{notebook.name} {what}\nThe executed copy, {executed / notebook.name}, shows the cell in place."
+                ) from error
             print(f"{record(notebook, started, 'ok'):.1f} s", flush=True)
     return executed
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tgkit.batch", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(hparams.PROFILES), default=default_profile(),
-                        help="default: full with a CUDA GPU, else quick (now: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tgkit.batch",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--profile",
+        choices=list(hparams.PROFILES),
+        default=default_profile(),
+        help="default: full with a CUDA GPU, else quick (now: %(default)s)",
+    )
     parser.add_argument("--dataset", help="default: the profile's (digits for smoke, else cifar10)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--notebooks", nargs="+", metavar="NOTEBOOK",
-                        help="run only these (names in notebooks/ or paths); default: every notebook in notebooks/")
-    parser.add_argument("--figures-root", metavar="DIR",
-                        help="write figures, tables, manifests and executed copies under DIR/<profile>/<dataset>/ "
-                             "(default: $TGKIT_FIGURES, else the repository's figures/)")
-    parser.add_argument("--cell-timeout", type=int, metavar="SECONDS",
-                        help="fail a cell that runs longer than this (default: no limit; a full-profile cell "
-                             "trains for hours)")
+    parser.add_argument(
+        "--notebooks",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="run only these (names in notebooks/ or paths); default: every notebook in notebooks/",
+    )
+    parser.add_argument(
+        "--figures-root",
+        metavar="DIR",
+        help="write figures, tables, manifests and executed copies under DIR/<profile>/<dataset>/ "
+        "(default: $TGKIT_FIGURES, else the repository's figures/)",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="fail a cell that runs longer than this (default: no limit; a full-profile cell trains for hours)",
+    )
     return parser
 
 
@@ -132,12 +173,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     try:
-        executed = run_notebooks(notebooks, profile=args.profile, dataset=dataset, seed=args.seed,
-                                 figures_root=args.figures_root, cell_timeout=args.cell_timeout)
+        executed = run_notebooks(
+            notebooks,
+            profile=args.profile,
+            dataset=dataset,
+            seed=args.seed,
+            figures_root=args.figures_root,
+            cell_timeout=args.cell_timeout,
+        )
     except NotebookFailed as failure:
         print(f"\nerror: {failure}", file=sys.stderr)
         return 1
-    print(f"all {len(notebooks)} notebook(s) ran in {time.perf_counter() - started:.1f} s; executed copies in {executed}")
+    print(
+        f"all {len(notebooks)} notebook(s) ran in {time.perf_counter() - started:.1f} s; executed copies in {executed}"
+    )
     return 0
 
 

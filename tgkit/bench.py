@@ -30,6 +30,7 @@ width 16 teacher, batch 128 and a few steps: under a minute on 2 idle cores, sev
 other processes share them. As in `train.fit`, bf16 autocast, channels_last and torch.compile apply
 on CUDA only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,17 +50,15 @@ from tgkit import budget, hparams, masker, scorer
 from tgkit.data import ImageData
 from tgkit.device import default_device, device_name, stopwatch
 from tgkit.hparams import BENCH_DEVICE_DEFAULTS, BenchConfig, TrainConfig
-from tgkit.masker import MaskEnforcer
 from tgkit.models import build_model
-from tgkit.train import TrainingStep, evaluate, memory_format_for
+from tgkit.train import MaskEnforcer, TrainingStep, evaluate, memory_format_for
 
 # One CIFAR-10 training epoch: scoring cost is reported per this many images.
 EPOCH_IMAGES = 50_000
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 # Uniform random pixels have mean 1/2 and std 1/sqrt(12) in [0, 1] units.
-RANDOM_PIXEL_MEAN, RANDOM_PIXEL_STD = 0.5, 12 ** -0.5
-
+RANDOM_PIXEL_MEAN, RANDOM_PIXEL_STD = 0.5, 12**-0.5
 
 
 def resolved(config: BenchConfig) -> BenchConfig:
@@ -71,8 +70,9 @@ def resolved(config: BenchConfig) -> BenchConfig:
     return dataclasses.replace(config, device=device, **filled)
 
 
-def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0,
-                    image_shape: tuple[int, int, int] = IMAGE_SHAPE) -> ImageData:
+def synthetic_cifar(
+    train_images: int, eval_images: int, seed: int = 0, image_shape: tuple[int, int, int] = IMAGE_SHAPE
+) -> ImageData:
     """Random uint8 images (CIFAR's shape by default) and random labels of 10 classes; val is the test split."""
     generator = torch.Generator().manual_seed(seed)
 
@@ -83,8 +83,18 @@ def synthetic_cifar(train_images: int, eval_images: int, seed: int = 0,
     train_x, train_y = split(train_images)
     test_x, test_y = split(eval_images)
     channels = image_shape[0]
-    return ImageData("synthetic-cifar", [str(c) for c in range(NUM_CLASSES)], train_x, train_y, test_x, test_y,
-                     test_x, test_y, mean=(RANDOM_PIXEL_MEAN,) * channels, std=(RANDOM_PIXEL_STD,) * channels)
+    return ImageData(
+        "synthetic-cifar",
+        [str(c) for c in range(NUM_CLASSES)],
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        test_x,
+        test_y,
+        mean=(RANDOM_PIXEL_MEAN,) * channels,
+        std=(RANDOM_PIXEL_STD,) * channels,
+    )
 
 
 def first_training_images(data: ImageData, count: int) -> ImageData:
@@ -92,8 +102,9 @@ def first_training_images(data: ImageData, count: int) -> ImageData:
     return dataclasses.replace(data, train_x=data.train_x[:count], train_y=data.train_y[:count])
 
 
-def endless_batches(data: ImageData, batch_size: int, device: torch.device,
-                    channels_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def endless_batches(
+    data: ImageData, batch_size: int, device: torch.device, channels_last: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Training batches epoch after epoch, each epoch asked of `data.batches` as `train.fit` asks it."""
     epoch = 0
     while True:
@@ -125,33 +136,47 @@ def masked_enforcer(model: nn.Module, sparsity: float) -> MaskEnforcer:
     return MaskEnforcer(model, masks)
 
 
-def time_training_steps(config: BenchConfig, data: ImageData, device: torch.device,
-                        say: Callable[[str], None]) -> dict:
+def time_training_steps(config: BenchConfig, data: ImageData, device: torch.device, say: Callable[[str], None]) -> dict:
     """Images/s of dense, masked and KD steps (median of alternating rounds), the masked overhead, and
     the enforcer's own cost per step."""
     steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
     total_steps = config.warmup + config.rounds * config.steps
-    train_config = TrainConfig(epochs=math.ceil(total_steps / steps_per_epoch) + 1, batch_size=config.batch_size,
-                               amp=config.amp, channels_last=config.channels_last, compile=config.compile)
+    train_config = TrainConfig(
+        epochs=math.ceil(total_steps / steps_per_epoch) + 1,
+        batch_size=config.batch_size,
+        amp=config.amp,
+        channels_last=config.channels_last,
+        compile=config.compile,
+    )
     student = build_model(config.arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.width)
-    teacher = build_model(config.teacher_arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.teacher_width)
+    teacher = build_model(
+        config.teacher_arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.teacher_width
+    )
     # The pipeline hands `retrain` a student already on the device, so its enforcer is made there.
     pruned = copy.deepcopy(student).to(device)
     pruned_for_kd = copy.deepcopy(student).to(device)
     runners = {
         "teacher": TrainingStep(copy.deepcopy(teacher), train_config, device, steps_per_epoch),
         "dense": TrainingStep(student, train_config, device, steps_per_epoch),
-        "masked": TrainingStep(pruned, train_config, device, steps_per_epoch,
-                               enforcer=masked_enforcer(pruned, config.sparsity)),
-        "kd": TrainingStep(pruned_for_kd, train_config, device, steps_per_epoch, teacher=teacher,
-                           enforcer=masked_enforcer(pruned_for_kd, config.sparsity)),
+        "masked": TrainingStep(
+            pruned, train_config, device, steps_per_epoch, enforcer=masked_enforcer(pruned, config.sparsity)
+        ),
+        "kd": TrainingStep(
+            pruned_for_kd,
+            train_config,
+            device,
+            steps_per_epoch,
+            teacher=teacher,
+            enforcer=masked_enforcer(pruned_for_kd, config.sparsity),
+        ),
     }
     channels_last = memory_format_for(device, config.channels_last) == torch.channels_last
     batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
 
     say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
-    warmup_seconds = sum(timed(partial(run_steps, runner, batches[kind], config.warmup), device)
-                         for kind, runner in runners.items())
+    warmup_seconds = sum(
+        timed(partial(run_steps, runner, batches[kind], config.warmup), device) for kind, runner in runners.items()
+    )
     seconds = {kind: [] for kind in runners}
     for round_index in range(config.rounds):
         say(f"round {round_index + 1}/{config.rounds}: {config.steps} steps of each kind")
@@ -186,7 +211,11 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
     training split's batches. One batch beforehand warms the same path up.
     """
     student = build_model(config.arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.width).to(device)
-    teacher = build_model(config.teacher_arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.teacher_width).to(device).eval()
+    teacher = (
+        build_model(config.teacher_arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.teacher_width)
+        .to(device)
+        .eval()
+    )
 
     def score(images: int) -> None:
         batches = first_training_images(data, images).batches("train", config.batch_size, device=device)
@@ -203,9 +232,13 @@ def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) 
     leaves them; a first, untimed pass warms up the same batch shapes."""
     memory_format = memory_format_for(device, config.channels_last)
     rates = {}
-    for key, arch, width in (("eval_img_s", config.arch, config.width),
-                             ("teacher_eval_img_s", config.teacher_arch, config.teacher_width)):
-        model = build_model(arch, NUM_CLASSES, in_channels=config.image_shape[0], width=width).to(device, memory_format=memory_format)
+    for key, arch, width in (
+        ("eval_img_s", config.arch, config.width),
+        ("teacher_eval_img_s", config.teacher_arch, config.teacher_width),
+    ):
+        model = build_model(arch, NUM_CLASSES, in_channels=config.image_shape[0], width=width).to(
+            device, memory_format=memory_format
+        )
         evaluate(model, data, "test", device=device)
         rates[key] = config.eval_images / timed(partial(evaluate, model, data, "test", device=device), device)
     return rates
@@ -283,38 +316,69 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--teacher-arch", help="teacher architecture (default resnet50 on CUDA, resnet18 on the CPU)")
     parser.add_argument("--teacher-width", type=int, help="teacher width (default 64 on CUDA, 16 on the CPU)")
     parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 128 on the CPU")
-    parser.add_argument("--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 3 on the CPU)")
+    parser.add_argument(
+        "--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 3 on the CPU)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every kind (default 3)")
-    parser.add_argument("--warmup", type=int, help="untimed steps of each kind first (default 10 on CUDA, 1 on the CPU)")
+    parser.add_argument(
+        "--warmup", type=int, help="untimed steps of each kind first (default 10 on CUDA, 1 on the CPU)"
+    )
     parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student (CUDA only, as in fit)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="train in fp32 instead of bf16 autocast")
-    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                        help="keep the default memory format on CUDA")
-    parser.add_argument("--cudnn-benchmark", action="store_true",
-                        help="let cuDNN time its algorithms for each shape (not what fit does today)")
+    parser.add_argument(
+        "--no-channels-last", dest="channels_last", action="store_false", help="keep the default memory format on CUDA"
+    )
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="let cuDNN time its algorithms for each shape (not what fit does today)",
+    )
     parser.add_argument("--csv", metavar="PATH", help="also write the table's row to this CSV file")
-    parser.add_argument("--plan", metavar="PROFILE", choices=list(hparams.PROFILES),
-                        help="also print what this profile's notebook batch costs at the measured rates (tgkit.budget)")
+    parser.add_argument(
+        "--plan",
+        metavar="PROFILE",
+        choices=list(hparams.PROFILES),
+        help="also print what this profile's notebook batch costs at the measured rates (tgkit.budget)",
+    )
     parser.add_argument("--plan-dataset", metavar="DATASET", help="the dataset of --plan (default: the profile's)")
-    parser.add_argument("--scale-to-dense-img-s", type=float, metavar="N",
-                        help="plan at every measured rate times N / (measured dense rate): e.g. a CPU benchmark "
-                             "scaled to a GPU's expected dense rate; the plan says it is scaled")
+    parser.add_argument(
+        "--scale-to-dense-img-s",
+        type=float,
+        metavar="N",
+        help="plan at every measured rate times N / (measured dense rate): e.g. a CPU benchmark "
+        "scaled to a GPU's expected dense rate; the plan says it is scaled",
+    )
     return parser.parse_args(argv)
 
 
 def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
     """The plan of `budget.stage_plan` as a table with a total per notebook, labelled as a plan."""
-    how = (f"every rate scaled by the same factor so that dense training runs at {scaled_to:,.0f} images/s"
-           if scaled_to else "the rates measured above")
-    lines = [f"PLAN (arithmetic, not a measurement): images per stage / {how}; "
-             f"{budget.NOTEBOOK_OVERHEAD_S:.0f} s per notebook assumed for start-up and figures"]
+    how = (
+        f"every rate scaled by the same factor so that dense training runs at {scaled_to:,.0f} images/s"
+        if scaled_to
+        else "the rates measured above"
+    )
+    lines = [
+        f"PLAN (arithmetic, not a measurement): images per stage / {how}; "
+        f"{budget.NOTEBOOK_OVERHEAD_S:.0f} s per notebook assumed for start-up and figures"
+    ]
     shown = plan.assign(minutes=plan["seconds"] / 60)
-    lines.append(shown.to_string(index=False, formatters={"img_s": "{:,.0f}".format, "seconds": "{:.1f}".format,
-                                                          "minutes": "{:.2f}".format, "images": "{:,}".format}))
+    lines.append(
+        shown.to_string(
+            index=False,
+            formatters={
+                "img_s": "{:,.0f}".format,
+                "seconds": "{:.1f}".format,
+                "minutes": "{:.2f}".format,
+                "images": "{:,}".format,
+            },
+        )
+    )
     totals = budget.per_notebook(plan)
-    lines.append("planned seconds per notebook: "
-                 + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items()))
+    lines.append(
+        "planned seconds per notebook: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items())
+    )
     return "\n".join(lines)
 
 
@@ -322,16 +386,38 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     planned = hparams.profile(args.plan, args.plan_dataset) if args.plan else None
     # a plan is only as good as the networks measured: by default those of the planned profile
-    networks = dict(arch=planned.student.arch, width=planned.student.width, teacher_arch=planned.teacher.arch,
-                    teacher_width=planned.teacher.width, batch_size=planned.student_training.batch_size) if planned else {}
-    given = dict(arch=args.arch, width=args.width, teacher_arch=args.teacher_arch, teacher_width=args.teacher_width,
-                 batch_size=args.batch_size)
+    networks = (
+        dict(
+            arch=planned.student.arch,
+            width=planned.student.width,
+            teacher_arch=planned.teacher.arch,
+            teacher_width=planned.teacher.width,
+            batch_size=planned.student_training.batch_size,
+        )
+        if planned
+        else {}
+    )
+    given = dict(
+        arch=args.arch,
+        width=args.width,
+        teacher_arch=args.teacher_arch,
+        teacher_width=args.teacher_width,
+        batch_size=args.batch_size,
+    )
     networks |= {name: value for name, value in given.items() if value is not None}
     if planned:
         networks["image_shape"] = budget.image_shape(planned)
-    config = BenchConfig(**{"arch": "resnet18"} | networks, steps=args.steps, rounds=args.rounds, warmup=args.warmup,
-                         device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-                         cudnn_benchmark=args.cudnn_benchmark)
+    config = BenchConfig(
+        **{"arch": "resnet18"} | networks,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        cudnn_benchmark=args.cudnn_benchmark,
+    )
     table = run_bench(config, say=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_report(table))
     if args.csv:

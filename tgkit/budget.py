@@ -13,6 +13,7 @@ for that, an assumption, per notebook. `python -m tgkit.bench --plan fast` print
 benchmark; with `--scale-to-dense-img-s N` every measured rate is multiplied by N / (measured dense
 rate), which turns a CPU benchmark into a labelled plan for a faster device.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,12 @@ from tgkit.hparams import ColtConfig, RunConfig
 
 # Official (train, test) sizes and the image shape (C, H, W) of the copies the kit uses (TinyImageNet at
 # 32 px): the benchmark needs no data, so the plan reads them from here.
-DATASET_SHAPES = {"cifar10": (50_000, 10_000, (3, 32, 32)), "cifar100": (50_000, 10_000, (3, 32, 32)),
-                  "tinyimagenet": (100_000, 10_000, (3, 32, 32)), "digits": (1_438, 359, (1, 8, 8))}
+DATASET_SHAPES = {
+    "cifar10": (50_000, 10_000, (3, 32, 32)),
+    "cifar100": (50_000, 10_000, (3, 32, 32)),
+    "tinyimagenet": (100_000, 10_000, (3, 32, 32)),
+    "digits": (1_438, 359, (1, 8, 8)),
+}
 # Kernel start, imports, reading the decoded data, drawing and saving figures: not timed by the
 # benchmark. An assumption, stated wherever a plan is printed.
 NOTEBOOK_OVERHEAD_S = 10.0
@@ -74,18 +79,32 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float]) -> pd.DataFrame:
     rows = []
 
     def add(notebook: str, stage: str, images: float, rate: str, img_s: float) -> None:
-        rows.append({"notebook": notebook, "stage": stage, "images": int(images), "rate": rate, "img_s": img_s,
-                     "seconds": images / img_s})
+        rows.append(
+            {
+                "notebook": notebook,
+                "stage": stage,
+                "images": int(images),
+                "rate": rate,
+                "img_s": img_s,
+                "seconds": images / img_s,
+            }
+        )
 
     def training(notebook, stage, epochs, step_rate, evaluated_by="eval_img_s", runs=1):
         add(notebook, stage, runs * epochs * train, step_rate, rates[step_rate])
-        add(notebook, f"{stage}: validation and test", runs * (epochs * val + test), evaluated_by,
-            rates[evaluated_by])
+        add(notebook, f"{stage}: validation and test", runs * (epochs * val + test), evaluated_by, rates[evaluated_by])
 
     score_img_s = 50_000 / rates["score_s_per_50k"]
-    one_shot = [("01", "teacher", config.teacher_training.epochs, "teacher_img_s", "teacher_eval_img_s"),
-                ("01", "dense student", config.student_training.epochs,
-                 "kd_img_s" if config.student_kd else "masked_img_s", "eval_img_s")]
+    one_shot = [
+        ("01", "teacher", config.teacher_training.epochs, "teacher_img_s", "teacher_eval_img_s"),
+        (
+            "01",
+            "dense student",
+            config.student_training.epochs,
+            "kd_img_s" if config.student_kd else "masked_img_s",
+            "eval_img_s",
+        ),
+    ]
     for notebook, stage, epochs, step_rate, eval_rate in one_shot:
         training(notebook, stage, epochs, step_rate, eval_rate)
     add("02", "teacher-guided scores", config.scoring.epochs * train, "score_s_per_50k", score_img_s)
@@ -94,8 +113,13 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float]) -> pd.DataFrame:
     runs = sweep.plan(config)  # the sweep's own plan: the runs notebook 03 makes
     kd_runs = sum(run.kd for run in runs)
     training("03", f"retraining with KD ({kd_runs} runs)", config.retraining.epochs, "kd_img_s", runs=kd_runs)
-    training("03", f"retraining without KD ({len(runs) - kd_runs} runs)", config.retraining.epochs,
-             "masked_img_s", runs=len(runs) - kd_runs)
+    training(
+        "03",
+        f"retraining without KD ({len(runs) - kd_runs} runs)",
+        config.retraining.epochs,
+        "masked_img_s",
+        runs=len(runs) - kd_runs,
+    )
 
     settings = config.colt
     rounds = colt_rounds_at_most(settings)
@@ -108,8 +132,16 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float]) -> pd.DataFrame:
         add("04", "teacher-guided scores (again)", config.scoring.epochs * train, "score_s_per_50k", score_img_s)
         training("04", "retraining with KD (again)", config.retraining.epochs, "kd_img_s")
     for notebook in ("01", "02", "03", "04"):
-        rows.append({"notebook": notebook, "stage": "overhead (assumed)", "images": 0, "rate": "assumed",
-                     "img_s": math.nan, "seconds": NOTEBOOK_OVERHEAD_S})
+        rows.append(
+            {
+                "notebook": notebook,
+                "stage": "overhead (assumed)",
+                "images": 0,
+                "rate": "assumed",
+                "img_s": math.nan,
+                "seconds": NOTEBOOK_OVERHEAD_S,
+            }
+        )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -4,6 +4,7 @@ A file is written to a temporary name in the same folder and moved into place wi
 which is atomic on POSIX: a run killed half-way leaves either the old file or the new one, never a
 truncated one. Loading wraps every failure in a `CheckpointError` that names the file and the fix.
 """
+
 from __future__ import annotations
 
 import json

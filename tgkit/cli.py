@@ -1,4 +1,5 @@
 """Command line: `python -m tgkit run --profile quick --dataset cifar10 --sparsity 0.9 0.98`."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,18 +14,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tgkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
-        "run", help="train or reuse teacher and dense student, score, prune, retrain; print a table",
+        "run",
+        help="train or reuse teacher and dense student, score, prune, retrain; print a table",
         description="Runs the whole pipeline once per configuration; every stage is cached in the run "
-                    "folder, so a second call with the same options only prints the table.")
-    run.add_argument("--profile", choices=list(hparams.PROFILES), default="smoke",
-                     help="smoke: digits on a CPU in a minute; quick: CIFAR-10 subset, ~15 min on 2 cores; "
-                          "full: paper scale, for a GPU (default: %(default)s)")
-    run.add_argument("--dataset", help=f"one of {', '.join(data.DATASETS)} or imagefolder:<path> "
-                                       "(default: the profile's)")
-    run.add_argument("--sparsity", type=float, nargs="+",
-                     help="target sparsities in [0, 1), over all weights unless --over prunable")
-    run.add_argument("--over", choices=["all", "prunable"], default="all",
-                     help="measure --sparsity over all weights (the paper's tables) or over the pruned convs")
+        "folder, so a second call with the same options only prints the table.",
+    )
+    run.add_argument(
+        "--profile",
+        choices=list(hparams.PROFILES),
+        default="smoke",
+        help="smoke: digits on a CPU in a minute; quick: CIFAR-10 subset, ~15 min on 2 cores; "
+        "full: paper scale, for a GPU (default: %(default)s)",
+    )
+    run.add_argument(
+        "--dataset", help=f"one of {', '.join(data.DATASETS)} or imagefolder:<path> (default: the profile's)"
+    )
+    run.add_argument(
+        "--sparsity", type=float, nargs="+", help="target sparsities in [0, 1), over all weights unless --over prunable"
+    )
+    run.add_argument(
+        "--over",
+        choices=["all", "prunable"],
+        default="all",
+        help="measure --sparsity over all weights (the paper's tables) or over the pruned convs",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     run.add_argument("--runs-dir", help="the run cache (default: <data dir>/runs)")

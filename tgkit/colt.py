@@ -38,6 +38,7 @@ run cache names by the configuration and the data (`pipeline.Experiment.colt_res
 half-way resumes from its last finished round. Timings are wall-clock seconds, GPU-synchronised,
 measured in the process that ran the round; rounds read back from a checkpoint say `cached`.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,10 @@ def class_blocks(num_classes: int, partitions: int) -> list[list[int]]:
     """`partitions` disjoint blocks of consecutive classes, as equal as possible (sizes differ by at
     most one, larger blocks first): 10 classes, 2 blocks -> [0..4], [5..9]."""
     if partitions < 1 or (partitions > 1 and num_classes // partitions < 2):
-        raise ValueError(f"{num_classes} classes make at most {num_classes // 2} blocks of two classes "
-                         f"(a network needs two classes to learn from), not {partitions}")
+        raise ValueError(
+            f"{num_classes} classes make at most {num_classes // 2} blocks of two classes "
+            f"(a network needs two classes to learn from), not {partitions}"
+        )
     size, extra = divmod(num_classes, partitions)
     bounds = [0]
     for block in range(partitions):
@@ -179,9 +182,16 @@ class ColtSearch:
         accuracies = []
         for index, (network, block) in enumerate(zip(self.networks, self.blocks)):
             # the same batch order in every round, as in LTH experiments: rounds differ only by the mask
-            _, history = retrain(network, self.mask, block, config=self.config.round_training, device=self.device,
-                                 seed=self.config.seed * 1000 + index, progress=self.progress,
-                                 desc=f"round {round_index}: block {index + 1}/{len(self.blocks)}")
+            _, history = retrain(
+                network,
+                self.mask,
+                block,
+                config=self.config.round_training,
+                device=self.device,
+                seed=self.config.seed * 1000 + index,
+                progress=self.progress,
+                desc=f"round {round_index}: block {index + 1}/{len(self.blocks)}",
+            )
             accuracies.append(max(epoch["val_accuracy"] for epoch in history))
         return accuracies
 
@@ -243,14 +253,25 @@ class ColtSearch:
         with stopwatch(self.device) as elapsed:
             ticket = self._build(self.data.num_classes, 0)
             ticket.load_state_dict(self.template.state_dict())
-            ticket, history = retrain(ticket, self.mask, self.data, config=self.config.final_training,
-                                      device=self.device, seed=self.config.seed, progress=self.progress,
-                                      desc=f"{self.config.method} ticket")
+            ticket, history = retrain(
+                ticket,
+                self.mask,
+                self.data,
+                config=self.config.final_training,
+                device=self.device,
+                seed=self.config.seed,
+                progress=self.progress,
+                desc=f"{self.config.method} ticket",
+            )
             accuracy = evaluate(ticket, self.data, "test", device=self.device)
-        return ticket, {"test_accuracy": accuracy, "history": history, "seconds": elapsed.seconds,
-                        "sparsity_all": masker.global_sparsity(ticket, self.mask, over="all"),
-                        "sparsity_prunable": masker.global_sparsity(ticket, self.mask, over="prunable"),
-                        "device": device_name(self.device)}
+        return ticket, {
+            "test_accuracy": accuracy,
+            "history": history,
+            "seconds": elapsed.seconds,
+            "sparsity_all": masker.global_sparsity(ticket, self.mask, over="all"),
+            "sparsity_prunable": masker.global_sparsity(ticket, self.mask, over="prunable"),
+            "device": device_name(self.device),
+        }
 
     # ---- checkpoints -------------------------------------------------------------------------
     def initial_state_dict(self) -> dict:
@@ -274,9 +295,15 @@ class ColtSearch:
 # the run
 
 
-def run_colt(data: ImageData, config: ColtConfig, *, folder: str | Path | None = None,
-             after_round: Callable[[], None] | None = None, device: str | torch.device | None = None,
-             progress: bool = True) -> dict:
+def run_colt(
+    data: ImageData,
+    config: ColtConfig,
+    *,
+    folder: str | Path | None = None,
+    after_round: Callable[[], None] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict:
     """Run COLT (or LTH: `hparams.lth_config`) on `data` to `config.target_sparsity` and train its ticket.
 
     folder: this run's own folder, checkpointed after every round (the run cache gives each configuration
@@ -294,8 +321,9 @@ def run_colt(data: ImageData, config: ColtConfig, *, folder: str | Path | None =
         _restore(search, home)
     finished_before = len(search.rounds)
 
-    bar = progress_bar(total=_most_rounds(search), initial=finished_before, desc=config.method, unit="round",
-                       disable=not progress)
+    bar = progress_bar(
+        total=_most_rounds(search), initial=finished_before, desc=config.method, unit="round", disable=not progress
+    )
     while not search.done:
         record = search.next_round()
         if home is not None:
@@ -309,9 +337,15 @@ def run_colt(data: ImageData, config: ColtConfig, *, folder: str | Path | None =
 
     ticket, ticket_result = _ticket(search, home)
     rounds = [{**record, "cached": index < finished_before} for index, record in enumerate(search.rounds)]
-    return {"method": config.method, "config": asdict(config), "rounds": rounds, "mask": search.mask,
-            "ticket": ticket_result, "model": ticket,
-            "seconds": sum(record["seconds"] for record in rounds) + ticket_result["seconds"]}
+    return {
+        "method": config.method,
+        "config": asdict(config),
+        "rounds": rounds,
+        "mask": search.mask,
+        "ticket": ticket_result,
+        "model": ticket,
+        "seconds": sum(record["seconds"] for record in rounds) + ticket_result["seconds"],
+    }
 
 
 def _most_rounds(search: ColtSearch) -> int:
@@ -332,7 +366,8 @@ def _restore(search: ColtSearch, home: Path) -> None:
     initial = checkpoint.load_checkpoint(initial_file)
     if initial.get("config") != config:
         raise checkpoint.CheckpointError(
-            f"{home} holds a run of another configuration; delete the folder to start over, or pass another `folder`.")
+            f"{home} holds a run of another configuration; delete the folder to start over, or pass another `folder`."
+        )
     state = checkpoint.load_checkpoint(state_file) if state_file.exists() else None
     search.load(initial, state)
 

@@ -1,13 +1,14 @@
 """Where the kit computes, and an honest clock there.
 
-    default_device()        CUDA when there is a GPU, else the CPU
-    device_name(device)     "NVIDIA H100 80GB HBM3", or "cpu (2 threads)": what tables and manifests print
-    numerics(device)        what changes a computation's numbers besides its settings: the device type
-                            and, on a CPU, torch's thread count (1 and 2 threads give different
-                            weights); the run cache keys every stage by it
-    stopwatch(device)       wall-clock seconds of a block, queued GPU work waited for at both ends (a
-                            `Stopwatch`, which also reads the time so far: the one timing helper)
+default_device()        CUDA when there is a GPU, else the CPU
+device_name(device)     "NVIDIA H100 80GB HBM3", or "cpu (2 threads)": what tables and manifests print
+numerics(device)        what changes a computation's numbers besides its settings: the device type
+                        and, on a CPU, torch's thread count (1 and 2 threads give different
+                        weights); the run cache keys every stage by it
+stopwatch(device)       wall-clock seconds of a block, queued GPU work waited for at both ends (a
+                        `Stopwatch`, which also reads the time so far: the one timing helper)
 """
+
 from __future__ import annotations
 
 import time

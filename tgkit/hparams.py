@@ -43,6 +43,7 @@ scoring; `scripts/gpu_run.sh preflight` prints the same plan at the rates it mea
 
 This module imports nothing of the kit and no torch: reading a configuration costs nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
@@ -127,8 +128,16 @@ class ScoringConfig:
 # weight decay 5e-4, batch 256, one warm-up epoch then step decay. The kit's one-cycle schedule (linear
 # warm-up over one epoch, then cosine decay) stands in for warm-up + step decay: the same shape,
 # without step milestones to tune.
-PAPER_ROUND_TRAINING = TrainConfig(epochs=50, batch_size=256, lr=0.1, momentum=0.9, nesterov=False,
-                                   weight_decay=5e-4, schedule="onecycle", warmup_epochs=1.0)
+PAPER_ROUND_TRAINING = TrainConfig(
+    epochs=50,
+    batch_size=256,
+    lr=0.1,
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=5e-4,
+    schedule="onecycle",
+    warmup_epochs=1.0,
+)
 
 
 @dataclass
@@ -166,7 +175,7 @@ class ColtConfig:
 
     @property
     def method(self) -> str:
-        """"LTH" for one partition, else "COLT (P=...)": the name tables and plots show."""
+        """ "LTH" for one partition, else "COLT (P=...)": the name tables and plots show."""
         return "LTH" if self.partitions == 1 else f"COLT (P={self.partitions})"
 
 
@@ -289,10 +298,12 @@ class BenchConfig:
 # 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps:
 # under a minute on 2 idle cores.
 BENCH_DEVICE_DEFAULTS = {
-    "cuda": dict(width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10,
-                 eval_images=10_000),
-    "cpu": dict(width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1,
-                eval_images=1_024),
+    "cuda": dict(
+        width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10, eval_images=10_000
+    ),
+    "cpu": dict(
+        width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1, eval_images=1_024
+    ),
 }
 
 
@@ -303,61 +314,92 @@ BENCH_DEVICE_DEFAULTS = {
 def _smoke(dataset: str) -> RunConfig:
     student = ModelSpec("resnet10", 8)
     return RunConfig(
-        profile="smoke", dataset=dataset,
-        teacher=ModelSpec("resnet10", 16), student=student,
+        profile="smoke",
+        dataset=dataset,
+        teacher=ModelSpec("resnet10", 16),
+        student=student,
         teacher_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
         student_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
         retraining=RetrainConfig(epochs=8, batch_size=64, lr=0.05),
         scoring=ScoringConfig(epochs=3, batch_size=64),
-        sparsities=(0.90, 0.95), sweep=(0.5, 0.9, 0.95), seeds=(0, 1),
+        sparsities=(0.90, 0.95),
+        sweep=(0.5, 0.9, 0.95),
+        seeds=(0, 1),
         # 3 epochs a round, ~10 rounds to 90%
-        colt=ColtConfig(model=student, round_training=TrainConfig(epochs=3, batch_size=64, lr=0.05),
-                        final_training=TrainConfig(epochs=12, batch_size=64, lr=0.05), target_sparsity=0.90))
+        colt=ColtConfig(
+            model=student,
+            round_training=TrainConfig(epochs=3, batch_size=64, lr=0.05),
+            final_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
+            target_sparsity=0.90,
+        ),
+    )
 
 
 def _quick(dataset: str) -> RunConfig:
     student = ModelSpec("resnet10", 16)
     return RunConfig(
-        profile="quick", dataset=dataset, train_subset=20_000,
-        teacher=ModelSpec("resnet18", 16), student=student,
+        profile="quick",
+        dataset=dataset,
+        train_subset=20_000,
+        teacher=ModelSpec("resnet18", 16),
+        student=student,
         teacher_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
         student_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
         retraining=RetrainConfig(epochs=2, batch_size=128, lr=0.05),
         scoring=ScoringConfig(epochs=1, batch_size=256),
-        sweep=(0.5046, 0.90, 0.977), temperatures=(3.0, 5.0),
+        sweep=(0.5046, 0.90, 0.977),
+        temperatures=(3.0, 5.0),
         # 2 epochs a round (a block holds 1/P of the images); the ticket as long as the dense student
-        colt=ColtConfig(model=student, round_training=TrainConfig(epochs=2, batch_size=128, lr=0.1),
-                        final_training=TrainConfig(epochs=6, batch_size=128, lr=0.1), target_sparsity=0.90))
+        colt=ColtConfig(
+            model=student,
+            round_training=TrainConfig(epochs=2, batch_size=128, lr=0.1),
+            final_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
+            target_sparsity=0.90,
+        ),
+    )
 
 
 def _fast(dataset: str) -> RunConfig:
     student = ModelSpec("resnet18", 64)
     return RunConfig(
-        profile="fast", dataset=dataset,
-        teacher=ModelSpec("resnet50", 64), student=student,
+        profile="fast",
+        dataset=dataset,
+        teacher=ModelSpec("resnet50", 64),
+        student=student,
         teacher_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
         student_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
         retraining=RetrainConfig(epochs=4, batch_size=512, lr=0.2),
         scoring=ScoringConfig(epochs=1, batch_size=512),
-        sparsities=(0.90, 0.9841), sweep=(0.5046, 0.90, 0.977, 0.9841), baseline_sweep=(0.90, 0.9841),
-        temperature_sweep=(0.9841,), latency_from_scratch=False,
+        sparsities=(0.90, 0.9841),
+        sweep=(0.5046, 0.90, 0.977, 0.9841),
+        baseline_sweep=(0.90, 0.9841),
+        temperature_sweep=(0.9841,),
+        latency_from_scratch=False,
         # one epoch a round to the paper's 97.7%, the ticket as long as the dense student
-        colt=ColtConfig(model=student, round_training=TrainConfig(epochs=1, batch_size=512, lr=0.4),
-                        final_training=TrainConfig(epochs=15, batch_size=512, lr=0.4), target_sparsity=0.977))
+        colt=ColtConfig(
+            model=student,
+            round_training=TrainConfig(epochs=1, batch_size=512, lr=0.4),
+            final_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
+            target_sparsity=0.977,
+        ),
+    )
 
 
 def _full(dataset: str) -> RunConfig:
     student = ModelSpec("resnet18", 64)
     return RunConfig(
-        profile="full", dataset=dataset,
-        teacher=ModelSpec("resnet50", 64), student=student,
+        profile="full",
+        dataset=dataset,
+        teacher=ModelSpec("resnet50", 64),
+        student=student,
         teacher_training=TrainConfig(epochs=40, batch_size=512, lr=0.4),
         student_training=TrainConfig(epochs=40, batch_size=512, lr=0.4),
         retraining=RetrainConfig(epochs=15, batch_size=512, lr=0.2),
         scoring=ScoringConfig(epochs=3, batch_size=512),
         seeds=(0,),
         # the paper's recipe, 50 epochs a round and for the ticket: ~15 rounds, some 800 epochs of full-data work
-        colt=ColtConfig(model=student, target_sparsity=0.977))
+        colt=ColtConfig(model=student, target_sparsity=0.977),
+    )
 
 
 PROFILES = {"smoke": _smoke, "quick": _quick, "fast": _fast, "full": _full}

@@ -19,6 +19,7 @@ KL(p_t || p_s) is mean-seeking (it covers every class the teacher gives mass to)
 The confidence-aware rule of BitDistiller sets beta to the teacher's mean probability on the true
 class (`confidence_beta`): a confident teacher makes the student mode-seeking.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ ORDERS = ("paper", "authors")
 def normalize_logits(z: Tensor, eps: float = 1e-7) -> Tensor:
     """Standardise each sample's logits over the class dimension (the last one).
 
-        norm(z) = (z - mean(z)) / (std(z) + eps),   std the population standard deviation
+    norm(z) = (z - mean(z)) / (std(z) + eps),   std the population standard deviation
     """
     mean = z.mean(dim=-1, keepdim=True)
     std = z.std(dim=-1, correction=0, keepdim=True)
@@ -45,7 +46,7 @@ def normalize_logits(z: Tensor, eps: float = 1e-7) -> Tensor:
 def kl_divergence(log_p: Tensor, log_q: Tensor) -> Tensor:
     """KL(p || q) from log-probabilities, summed over the classes and averaged over the batch.
 
-        KL(p || q) = sum_c p_c * (log p_c - log q_c)
+    KL(p || q) = sum_c p_c * (log p_c - log q_c)
     """
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
 
@@ -161,7 +162,9 @@ def _check_ca_kld_settings(temperature: float, beta: float, order: str) -> None:
         )
     _check_unit_interval("beta", beta)
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS} ('paper': norm(z) / T, 'authors': norm(z / T)), got {order!r}.")
+        raise ValueError(
+            f"order must be one of {ORDERS} ('paper': norm(z) / T, 'authors': norm(z / T)), got {order!r}."
+        )
 
 
 def _check_unit_interval(name: str, value: float) -> None:

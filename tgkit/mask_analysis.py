@@ -9,6 +9,7 @@ agree, and which layers a global threshold empties (and whether that cuts the ne
 Tables are tidy pandas frames, one observation per row, so that they save as CSV and plot directly
 (`report.importance`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -31,8 +32,10 @@ def mask_overlap(a: dict[str, Tensor] | Tensor, b: dict[str, Tensor] | Tensor) -
         pairs = [("mask", a, b)]
     else:
         if set(a) != set(b):
-            raise ValueError(f"mask dicts cover different tensors: only in the first {sorted(set(a) - set(b))}, "
-                             f"only in the second {sorted(set(b) - set(a))}.")
+            raise ValueError(
+                f"mask dicts cover different tensors: only in the first {sorted(set(a) - set(b))}, "
+                f"only in the second {sorted(set(b) - set(a))}."
+            )
         pairs = [(name, a[name], b[name]) for name in a]
     both, either = 0, 0
     for name, kept_a, kept_b in pairs:
@@ -51,7 +54,9 @@ def masks_by_criterion(scores: Mapping[str, dict[str, Tensor]], ratio: float) ->
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", masker.LayerCollapseWarning)
-        return {criterion: masker.global_masks(criterion_scores, ratio) for criterion, criterion_scores in scores.items()}
+        return {
+            criterion: masker.global_masks(criterion_scores, ratio) for criterion, criterion_scores in scores.items()
+        }
 
 
 def collapsed_layers(masks: Mapping[str, Tensor]) -> list[str]:
@@ -73,11 +78,16 @@ def cut_layers(model: nn.Module, masks: Mapping[str, Tensor]) -> list[str]:
     for block_name, block in model.named_modules():
         if not isinstance(block, (BasicBlock, Bottleneck)):
             continue
-        branch = {f"{block_name}.{name}.weight" for name, child in block.named_children() if isinstance(child, nn.Conv2d)}
+        branch = {
+            f"{block_name}.{name}.weight" for name, child in block.named_children() if isinstance(child, nn.Conv2d)
+        }
         shortcut = set()
         if block.downsample is not None:
-            shortcut = {f"{block_name}.downsample.{name}.weight" for name, child in block.downsample.named_children()
-                        if isinstance(child, nn.Conv2d)}
+            shortcut = {
+                f"{block_name}.downsample.{name}.weight"
+                for name, child in block.downsample.named_children()
+                if isinstance(child, nn.Conv2d)
+            }
         if not shortcut & collapsed:
             cut -= branch
         if not branch & collapsed:
@@ -85,8 +95,9 @@ def cut_layers(model: nn.Module, masks: Mapping[str, Tensor]) -> list[str]:
     return [name for name in masks if name in cut]
 
 
-def layer_table(model: nn.Module, masks: Mapping[str, dict[str, Tensor]], *,
-                reference: str = "teacher_guided") -> pd.DataFrame:
+def layer_table(
+    model: nn.Module, masks: Mapping[str, dict[str, Tensor]], *, reference: str = "teacher_guided"
+) -> pd.DataFrame:
     """One row per (prunable layer, criterion) of `masks_by_criterion`'s masks for `model`.
 
     Columns: layer, criterion, weights, kept, kept_fraction, overlap (the Jaccard similarity,
@@ -100,26 +111,38 @@ def layer_table(model: nn.Module, masks: Mapping[str, dict[str, Tensor]], *,
         cut = set(cut_layers(model, criterion_masks))
         for layer, mask in criterion_masks.items():
             kept = int(mask.sum())
-            rows.append({"layer": layer, "criterion": criterion, "weights": mask.numel(), "kept": kept,
-                         "kept_fraction": kept / mask.numel(),
-                         "overlap": mask_overlap(mask, masks[reference][layer]),
-                         "collapsed": layer in collapsed, "cuts_network": layer in cut})
+            rows.append(
+                {
+                    "layer": layer,
+                    "criterion": criterion,
+                    "weights": mask.numel(),
+                    "kept": kept,
+                    "kept_fraction": kept / mask.numel(),
+                    "overlap": mask_overlap(mask, masks[reference][layer]),
+                    "collapsed": layer in collapsed,
+                    "cuts_network": layer in cut,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def sparsity_table(model: nn.Module, masks: Mapping[str, dict[str, Tensor]], target: float, *,
-                   reference: str = "teacher_guided") -> pd.DataFrame:
+def sparsity_table(
+    model: nn.Module, masks: Mapping[str, dict[str, Tensor]], target: float, *, reference: str = "teacher_guided"
+) -> pd.DataFrame:
     """One row per criterion: the target sparsity (over all weights), the sparsity reached over all
     weights and over the prunable ones, the overlap of the whole mask with the `reference`
     criterion's, and the emptied layers ("; "-joined, "" when none) and those that cut the network."""
     rows = []
     for criterion, criterion_masks in masks.items():
-        rows.append({
-            "criterion": criterion, "target_sparsity": target,
-            "sparsity_all": masker.global_sparsity(model, criterion_masks, over="all"),
-            "sparsity_prunable": masker.global_sparsity(model, criterion_masks, over="prunable"),
-            "overlap": mask_overlap(criterion_masks, masks[reference]),
-            "collapsed_layers": "; ".join(collapsed_layers(criterion_masks)),
-            "cut_layers": "; ".join(cut_layers(model, criterion_masks)),
-        })
+        rows.append(
+            {
+                "criterion": criterion,
+                "target_sparsity": target,
+                "sparsity_all": masker.global_sparsity(model, criterion_masks, over="all"),
+                "sparsity_prunable": masker.global_sparsity(model, criterion_masks, over="prunable"),
+                "overlap": mask_overlap(criterion_masks, masks[reference]),
+                "collapsed_layers": "; ".join(collapsed_layers(criterion_masks)),
+                "cut_layers": "; ".join(cut_layers(model, criterion_masks)),
+            }
+        )
     return pd.DataFrame(rows)

@@ -15,19 +15,13 @@ controls:
 The paper's 98.41% on CIFAR-10 ResNet-18 is over all weights; it needed a conv-only ratio of 0.985.
 `sparsity_for_target` converts one into the other.
 
-A pruned weight stays exactly zero for ever after. Zeroing the weights once is not enough: momentum,
-weight decay and Adam's moment estimates would all move a zeroed weight off zero on the next step.
-The `MaskEnforcer` therefore, on every optimizer step,
-
-    1. zeroes the gradients of pruned weights before the step,
-    2. re-zeroes the pruned weights after it, and
-    3. zeroes their optimizer state (momentum buffer, Adam's exp_avg and exp_avg_sq),
-
-so that no optimizer, with any weight decay, can regrow a pruned connection (`train.fit(masks=...)`).
+A pruned weight stays exactly zero for ever after: `train.fit(masks=...)` keeps it there through
+every optimizer step (its `MaskEnforcer`), and `regrown_weights` checks it.
 
 Mask algebra, for the iterative baselines: counting pruned weights, the intersection of several
 networks' masks, and the order in which such an intersection removes weights.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,7 +59,9 @@ class MaskMismatchError(KeyError, ValueError):
 # which tensors
 
 
-def prunable_parameters(model: nn.Module, layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d,)) -> dict[str, nn.Parameter]:
+def prunable_parameters(
+    model: nn.Module, layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d,)
+) -> dict[str, nn.Parameter]:
     """The weight of every module of `layer_types` (default: all Conv2d kernels, the first convolution
     and 1x1 shortcuts included), in model order, named as in `named_parameters()`.
 
@@ -151,7 +147,9 @@ def sparsity_for_target(
     all_weights = weight_parameters(model)
     uncounted = [name for name in params if name not in all_weights]
     if uncounted:
-        raise ValueError(f"prunable tensors {uncounted} are not among the weights counted over='all' (conv, linear, bn weights).")
+        raise ValueError(
+            f"prunable tensors {uncounted} are not among the weights counted over='all' (conv, linear, bn weights)."
+        )
     prunable_count = sum(param.numel() for param in params.values())
     all_count = sum(param.numel() for param in all_weights.values())
     pruned_count = round(target * all_count)
@@ -179,43 +177,6 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> nn.Module:
 
 # --------------------------------------------------------------------------------------------------
 # keeping pruned weights at zero
-
-
-class MaskEnforcer:
-    """Keep the pruned weights of `model` (mask False) at exactly zero through an optimizer's steps."""
-
-    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
-        parameters = dict(model.named_parameters())
-        missing = sorted(set(masks) - set(parameters))
-        if missing:
-            raise KeyError(f"masks name parameters the model does not have: {missing[:3]}")
-        self.parameters = [parameters[name] for name in masks]
-        self.masks = [masks[name] for name in masks]
-        self.keep: list[torch.Tensor] = []
-        self.optimizer: torch.optim.Optimizer | None = None
-
-    def attach(self, optimizer: torch.optim.Optimizer) -> None:
-        """Bind to the optimizer that steps the (by now placed) model; the masks take each weight's
-        device, dtype and memory layout, so the multiplications below never mix layouts."""
-        self.optimizer = optimizer
-        self.keep = [torch.empty_like(p).copy_(mask) for p, mask in zip(self.parameters, self.masks)]
-
-    @torch.no_grad()
-    def before_step(self) -> None:
-        grads = [p.grad for p in self.parameters if p.grad is not None]
-        keeps = [k for p, k in zip(self.parameters, self.keep) if p.grad is not None]
-        if grads:
-            torch._foreach_mul_(grads, keeps)
-
-    @torch.no_grad()
-    def after_step(self) -> None:
-        torch._foreach_mul_(self.parameters, self.keep)
-        if self.optimizer is None:
-            return
-        for parameter, keep in zip(self.parameters, self.keep):
-            for value in self.optimizer.state.get(parameter, {}).values():
-                if torch.is_tensor(value) and value.shape == keep.shape:
-                    value.mul_(keep)
 
 
 def regrown_weights(model: nn.Module, masks: dict[str, Tensor]) -> list[str]:
@@ -310,7 +271,9 @@ def save_pruned(path: str | os.PathLike, model: nn.Module, masks: dict[str, Tens
     try:
         plain_meta = json.loads(json.dumps(meta))
     except TypeError as error:
-        raise TypeError(f"save_pruned meta must hold plain values (str, numbers, bools, None, lists, dicts): {error}") from error
+        raise TypeError(
+            f"save_pruned meta must hold plain values (str, numbers, bools, None, lists, dicts): {error}"
+        ) from error
     payload = {
         "format": PRUNED_FORMAT,
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
@@ -328,7 +291,9 @@ def load_pruned(path: str | os.PathLike, model: nn.Module) -> tuple[nn.Module, d
     """
     payload = load_checkpoint(path)
     if not isinstance(payload, dict) or payload.get("format") != PRUNED_FORMAT:
-        raise CheckpointError(f"{path} is not a pruned network written by save_pruned; delete it and rerun the pruning stage.")
+        raise CheckpointError(
+            f"{path} is not a pruned network written by save_pruned; delete it and rerun the pruning stage."
+        )
     try:
         model.load_state_dict(payload["state_dict"])
         params = _checked_parameters(model, payload["masks"])
@@ -384,7 +349,9 @@ def _checked_parameters(model: nn.Module, masks: dict[str, Tensor]) -> dict[str,
                 f"were the masks made for another architecture or class count?"
             )
         if mask.dtype != torch.bool:
-            raise TypeError(f"the mask for {name!r} has dtype {mask.dtype}; masks are bool (scores go to global_masks first).")
+            raise TypeError(
+                f"the mask for {name!r} has dtype {mask.dtype}; masks are bool (scores go to global_masks first)."
+            )
     return params
 
 
@@ -410,8 +377,16 @@ def _tensor_counts(model: nn.Module, masks: dict[str, Tensor] | None) -> list[di
         else:
             zeros = int((~masks[name]).sum()) if name in masks else 0
         weights = param.numel()
-        rows.append({"layer": name, "kind": kinds[name], "prunable": name in prunable,
-                     "weights": weights, "zeros": zeros, "sparsity": zeros / weights})
+        rows.append(
+            {
+                "layer": name,
+                "kind": kinds[name],
+                "prunable": name in prunable,
+                "weights": weights,
+                "zeros": zeros,
+                "sparsity": zeros / weights,
+            }
+        )
     return rows
 
 
@@ -420,8 +395,14 @@ def _global_row(rows: list[dict[str, Any]], over: str) -> dict[str, Any]:
     weights = sum(row["weights"] for row in counted)
     zeros = sum(row["zeros"] for row in counted)
     label = "global (prunable)" if over == "prunable" else "global (all weights)"
-    return {"layer": label, "kind": "global", "prunable": None, "weights": weights, "zeros": zeros,
-            "sparsity": zeros / weights if weights else 0.0}
+    return {
+        "layer": label,
+        "kind": "global",
+        "prunable": None,
+        "weights": weights,
+        "zeros": zeros,
+        "sparsity": zeros / weights if weights else 0.0,
+    }
 
 
 def _warn_collapsed(masks: dict[str, Tensor], sparsity: float) -> None:

@@ -7,6 +7,7 @@ Everything else is torchvision's own ResNet: its `BasicBlock` and `Bottleneck`, 
 and its forward pass. `width` scales the four stages (64, 128, 256, 512 at width 64) so that the
 CPU profiles can use the same architectures at a fraction of the cost.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -71,8 +72,9 @@ class SmallCNN(nn.Sequential):
         )
 
 
-def build_model(arch: str, num_classes: int, *, in_channels: int = 3, width: int = 64,
-                pretrained: bool = False) -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, *, in_channels: int = 3, width: int = 64, pretrained: bool = False
+) -> nn.Module:
     """Build a network by name; see `ARCHS`.
 
     `pretrained=True` returns torchvision's ImageNet-pretrained ResNet (224 px layout, new `fc` for

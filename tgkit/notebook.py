@@ -13,6 +13,7 @@ figures go (`figures/<profile>/<dataset>/`). `finish` writes `<notebook>.manifes
 commit, package versions, device, profile, seed, the configuration, the wall-clock of every step of
 the notebook, and every pipeline stage it used (computed now or read from the run cache).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,25 +51,45 @@ class NotebookRun:
     def finish(self, **extra) -> Path:
         """Write the manifest (with `extra` recorded in it) and print where."""
         c = self.config
-        manifest = report.write_manifest(self.folder, f"{self.notebook}.ipynb", profile=c.profile, dataset=c.dataset,
-                                         seed=c.seed, device=self.experiment.device_name, clock=self.clock, config=c,
-                                         pipeline_stages=self.experiment.timings, **extra)
+        manifest = report.write_manifest(
+            self.folder,
+            f"{self.notebook}.ipynb",
+            profile=c.profile,
+            dataset=c.dataset,
+            seed=c.seed,
+            device=self.experiment.device_name,
+            clock=self.clock,
+            config=c,
+            pipeline_stages=self.experiment.timings,
+            **extra,
+        )
         print(f"manifest written to {manifest}")
         return manifest
 
 
-def start(notebook: str, profile: str, dataset: str, seed: int, *, cpu_threads: int = 0,
-          runs_dir: str | Path | None = None, progress: bool = True) -> NotebookRun:
+def start(
+    notebook: str,
+    profile: str,
+    dataset: str,
+    seed: int,
+    *,
+    cpu_threads: int = 0,
+    runs_dir: str | Path | None = None,
+    progress: bool = True,
+) -> NotebookRun:
     """Set up a notebook's run (see the module docstring); `cpu_threads` 0 keeps torch's default."""
     if cpu_threads:
         torch.set_num_threads(cpu_threads)
     config = hparams.profile(profile, dataset, seed=seed)
     experiment = Experiment(config, runs_dir=runs_dir, progress=progress)
-    run = NotebookRun(notebook, config, experiment, report.figures_dir(profile, dataset),
-                      report.StageClock(experiment.device))
+    run = NotebookRun(
+        notebook, config, experiment, report.figures_dir(profile, dataset), report.StageClock(experiment.device)
+    )
     print(f"profile {profile}, dataset {dataset}, seed {seed}, device {experiment.device_name}")
-    print(f"teacher {config.teacher.arch} (width {config.teacher.width}), "
-          f"student {config.student.arch} (width {config.student.width})")
+    print(
+        f"teacher {config.teacher.arch} (width {config.teacher.width}), "
+        f"student {config.student.arch} (width {config.student.width})"
+    )
     print(f"figures and tables go to {run.folder}")
     print(report.dataset_note(dataset) or "(no caveat about this copy of the data)")
     return run

@@ -15,18 +15,23 @@ Each function returns a fresh DataFrame (so nobody can edit the reference by acc
 `sweep(dataset)` and `dense(dataset)` pick the sweep by the kit's dataset name, or return None where
 the paper has none (digits, CIFAR-100 beyond the headline, image folders).
 """
+
 from __future__ import annotations
 
 import pandas as pd
 
-PAPER = ("Biswas et al., Teacher-Guided One-Shot Pruning via Context-Aware Knowledge Distillation, "
-         "IEEE BigData 2025, arXiv 2511.16653")
+PAPER = (
+    "Biswas et al., Teacher-Guided One-Shot Pruning via Context-Aware Knowledge Distillation, "
+    "IEEE BigData 2025, arXiv 2511.16653"
+)
 SETUP = "ImageNet-pretrained ResNet-50 teacher and ResNet-18 student at 224 px, the authors' hardware"
 HEADLINE_SOURCE = f"{PAPER}: headline results ({SETUP}); docs/method.md section 9."
-LOGS_SOURCE = (f"{PAPER}: the authors' released run logs (GitHub sami0055/TGOSP-CAKD; {SETUP}); "
-               "docs/method.md section 9.")
-LATENCY_SOURCE = (f"{PAPER}: latency against COLT ({SETUP}); the sparsity is stated for CIFAR-10 only; "
-                  "docs/method.md section 9.")
+LOGS_SOURCE = (
+    f"{PAPER}: the authors' released run logs (GitHub sami0055/TGOSP-CAKD; {SETUP}); docs/method.md section 9."
+)
+LATENCY_SOURCE = (
+    f"{PAPER}: latency against COLT ({SETUP}); the sparsity is stated for CIFAR-10 only; docs/method.md section 9."
+)
 
 # The accuracy columns of a sweep: retraining without KD, and with KD at temperature 3 and 5.
 SWEEP_COLUMNS = ("no KD", "KD T=3", "KD T=5")
@@ -34,9 +39,12 @@ SWEEP_COLUMNS = ("no KD", "KD T=3", "KD T=5")
 _NONE = float("nan")  # "-" in the paper's tables: not run
 
 _HEADLINE = (  # dataset, sparsity, test accuracy
-    ("CIFAR-10", 0.9841, 90.79), ("CIFAR-10", 0.5046, 96.08),
-    ("CIFAR-100", 0.9801, 67.06), ("CIFAR-100", 0.5075, 81.01),
-    ("TinyImageNet", 0.9756, 50.64), ("TinyImageNet", 0.5002, 59.29),
+    ("CIFAR-10", 0.9841, 90.79),
+    ("CIFAR-10", 0.5046, 96.08),
+    ("CIFAR-100", 0.9801, 67.06),
+    ("CIFAR-100", 0.5075, 81.01),
+    ("TinyImageNet", 0.9756, 50.64),
+    ("TinyImageNet", 0.5002, 59.29),
 )
 
 _CIFAR10_SWEEP = (  # sparsity over all weights, no KD, KD T=3, KD T=5

@@ -14,6 +14,7 @@ Each stage records the wall-clock it took when it ran (GPU synchronised, data de
 summed over resumes) and the device: `Experiment.timings` has one row per stage this experiment used,
 for the latency comparison.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,14 @@ class Experiment:
     """One configuration's run; each method computes its stage once and caches it under `runs_dir`
     (default: $TGKIT_RUNS, else `<data dir>/runs`)."""
 
-    def __init__(self, config: RunConfig, *, runs_dir: str | Path | None = None,
-                 device: str | torch.device | None = None, progress: bool = True):
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        runs_dir: str | Path | None = None,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+    ):
         self.config = config
         self.runs_dir = Path(runs_dir or os.environ.get("TGKIT_RUNS") or data.default_data_dir() / "runs")
         self.device = torch.device(device) if device else default_device()
@@ -58,8 +65,14 @@ class Experiment:
     @cached_property
     def data(self) -> data.ImageData:
         c = self.config
-        loaded = data.load_dataset(c.dataset, train_subset=c.train_subset, test_subset=c.test_subset,
-                                   val_fraction=c.val_fraction, seed=c.seed, progress=self.progress)
+        loaded = data.load_dataset(
+            c.dataset,
+            train_subset=c.train_subset,
+            test_subset=c.test_subset,
+            val_fraction=c.val_fraction,
+            seed=c.seed,
+            progress=self.progress,
+        )
         return loaded.to(self.device)  # resident on the GPU: no host-to-device copy per epoch
 
     @cached_property
@@ -74,8 +87,9 @@ class Experiment:
             return self._architecture(self.config.student)
 
     def _architecture(self, spec: ModelSpec) -> nn.Module:
-        return models.build_model(spec.arch, self.data.num_classes, in_channels=self.data.image_shape[0],
-                                  width=spec.width)
+        return models.build_model(
+            spec.arch, self.data.num_classes, in_channels=self.data.image_shape[0], width=spec.width
+        )
 
     def _build(self, spec: ModelSpec, init_seed: int) -> nn.Module:
         torch.manual_seed(init_seed)
@@ -90,30 +104,52 @@ class Experiment:
         _ = self.data
         result = stage.run(compute)
         if not any(row["id"] == stage.id for row in self.timings):
-            self.timings.append({"stage": stage.name, "id": stage.id, "seconds": result["seconds"],
-                                 "cached": result["cached"], "device": result["device"]})
+            self.timings.append(
+                {
+                    "stage": stage.name,
+                    "id": stage.id,
+                    "seconds": result["seconds"],
+                    "cached": result["cached"],
+                    "device": result["device"],
+                }
+            )
         return {**result, "stage": stage.id}
 
     # ---- stage 1 and 2: dense networks --------------------------------------------------------
     def _teacher_stage(self) -> Stage:
         c = self.config
-        return self.cache.stage("teacher", NetworkTraining(c.teacher, c.teacher_training, None,
-                                                           self._init_seed(TEACHER_INIT)), upstream=[self.data_id])
+        return self.cache.stage(
+            "teacher",
+            NetworkTraining(c.teacher, c.teacher_training, None, self._init_seed(TEACHER_INIT)),
+            upstream=[self.data_id],
+        )
 
     def _student_stage(self) -> Stage:
         c = self.config
         upstream = [self.data_id] + ([self._teacher_stage().id] if c.student_kd is not None else [])
-        return self.cache.stage("student", NetworkTraining(c.student, c.student_training, c.student_kd,
-                                                           self._init_seed(STUDENT_INIT)), upstream=upstream)
+        return self.cache.stage(
+            "student",
+            NetworkTraining(c.student, c.student_training, c.student_kd, self._init_seed(STUDENT_INIT)),
+            upstream=upstream,
+        )
 
     def _train_dense(self, role: str, stage: Stage, teacher: nn.Module | None) -> dict:
         settings: NetworkTraining = stage.config
 
         def compute(stage: Stage) -> dict:
-            model, history = fit(self._build(settings.model, settings.init_seed), self.data, settings.training,
-                                 teacher=teacher, kd=settings.kd, device=self.device, seed=self.config.seed,
-                                 resume=stage.path("training.ckpt"), desc=f"{role} ({settings.model.arch})",
-                                 progress=self.progress, after_epoch=stage.checkpointed)
+            model, history = fit(
+                self._build(settings.model, settings.init_seed),
+                self.data,
+                settings.training,
+                teacher=teacher,
+                kd=settings.kd,
+                device=self.device,
+                seed=self.config.seed,
+                resume=stage.path("training.ckpt"),
+                desc=f"{role} ({settings.model.arch})",
+                progress=self.progress,
+                after_epoch=stage.checkpointed,
+            )
             stage.save(model.state_dict(), "model.pt")
             return {"history": history, "test_accuracy": evaluate(model, self.data, "test", device=self.device)}
 
@@ -147,12 +183,15 @@ class Experiment:
         if scoring_temperature is not None:
             settings = replace(settings, kd=_with_temperature(settings.kd, scoring_temperature, "scoring_temperature"))
         upstream = [self._student_stage().id] + ([self._teacher_stage().id] if chosen.needs_teacher else [])
-        return self.cache.stage(f"scores-{criterion}", ScoringStage(criterion, settings if chosen.needs_data else None,
-                                                                    seed if chosen.uses_seed else None),
-                                upstream=upstream)
+        return self.cache.stage(
+            f"scores-{criterion}",
+            ScoringStage(criterion, settings if chosen.needs_data else None, seed if chosen.uses_seed else None),
+            upstream=upstream,
+        )
 
-    def scores(self, criterion: str = "teacher_guided", *, scoring_temperature: float | None = None,
-               seed: int | None = None) -> dict[str, torch.Tensor]:
+    def scores(
+        self, criterion: str = "teacher_guided", *, scoring_temperature: float | None = None, seed: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """Importance of every prunable weight of the dense student by `criterion` (see `scorer.CRITERIA`).
 
         `scoring_temperature`: the temperature of the scoring loss (None: `config.scoring.kd`'s).
@@ -165,24 +204,52 @@ class Experiment:
         def compute(stage: Stage) -> dict:
             student = self.student()
             teacher = self.teacher() if chosen.needs_teacher else None
-            batches = (self.data.batches("train", settings.settings.batch_size, device=self.device,
-                                         seed=self.config.seed) if chosen.needs_data else None)
-            stage.save(scorer.score(criterion, student, teacher=teacher, batches=batches, settings=settings.settings,
-                                    seed=self._seed(seed), progress=self.progress), "scores.pt")
+            batches = (
+                self.data.batches("train", settings.settings.batch_size, device=self.device, seed=self.config.seed)
+                if chosen.needs_data
+                else None
+            )
+            stage.save(
+                scorer.score(
+                    criterion,
+                    student,
+                    teacher=teacher,
+                    batches=batches,
+                    settings=settings.settings,
+                    seed=self._seed(seed),
+                    progress=self.progress,
+                ),
+                "scores.pt",
+            )
             return {}
 
         self._run(stage, compute)
         return stage.load("scores.pt")
 
-    def masks(self, criterion: str, sparsity: float, *, over: str = "all", scoring_temperature: float | None = None,
-              seed: int | None = None) -> dict[str, torch.Tensor]:
+    def masks(
+        self,
+        criterion: str,
+        sparsity: float,
+        *,
+        over: str = "all",
+        scoring_temperature: float | None = None,
+        seed: int | None = None,
+    ) -> dict[str, torch.Tensor]:
         """One-shot global masks at `sparsity`, measured `over` "all" weights (the paper's tables) or "prunable"."""
         ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
         return masker.global_masks(self.scores(criterion, scoring_temperature=scoring_temperature, seed=seed), ratio)
 
     # ---- stage 5: retraining -------------------------------------------------------------------
-    def pruned_result(self, criterion: str, sparsity: float, *, kd: bool = True, over: str = "all",
-                      retraining_temperature: float | None = None, seed: int | None = None) -> dict:
+    def pruned_result(
+        self,
+        criterion: str,
+        sparsity: float,
+        *,
+        kd: bool = True,
+        over: str = "all",
+        retraining_temperature: float | None = None,
+        seed: int | None = None,
+    ) -> dict:
         """Prune the dense student at `sparsity` by `criterion` and retrain it, with KD or without.
 
         `retraining_temperature`: the temperature of the KD retraining (None: `config.kd`'s); the scores
@@ -193,12 +260,15 @@ class Experiment:
         seed = self._seed(seed)
         ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
         if retraining_temperature is not None and not kd:
-            raise ValueError("retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature")
+            raise ValueError(
+                "retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature"
+            )
         kd_config = _with_temperature(self.config.kd, retraining_temperature, "retraining_temperature") if kd else None
         scores_stage = self._scores_stage(criterion, None, seed)
         upstream = [self._student_stage().id, scores_stage.id] + ([self._teacher_stage().id] if kd else [])
-        stage = self.cache.stage("pruned", PruningStage(sparsity, over, self.config.retraining, kd_config, seed),
-                                 upstream=upstream)
+        stage = self.cache.stage(
+            "pruned", PruningStage(sparsity, over, self.config.retraining, kd_config, seed), upstream=upstream
+        )
         # every stage before it is resolved (read back, when cached), so that the timings hold them all
         student, scores = self.student(), self.scores(criterion, seed=seed)
         teacher = self.teacher() if kd else None
@@ -206,19 +276,34 @@ class Experiment:
         def compute(stage: Stage) -> dict:
             with stopwatch(self.device) as pruning:
                 masks = masker.global_masks(scores, ratio)
-            model, history = retrain(student, masks, self.data, teacher=teacher, config=self.config.retraining,
-                                     kd=kd_config, device=self.device, seed=seed, resume=stage.path("training.ckpt"),
-                                     progress=self.progress, after_epoch=stage.checkpointed,
-                                     desc=f"{criterion} {sparsity:.2%} {'KD' if kd else 'no KD'}")
+            model, history = retrain(
+                student,
+                masks,
+                self.data,
+                teacher=teacher,
+                config=self.config.retraining,
+                kd=kd_config,
+                device=self.device,
+                seed=seed,
+                resume=stage.path("training.ckpt"),
+                progress=self.progress,
+                after_epoch=stage.checkpointed,
+                desc=f"{criterion} {sparsity:.2%} {'KD' if kd else 'no KD'}",
+            )
             masker.save_pruned(stage.path("model.pt"), model, masks)
-            return {"history": history, "test_accuracy": evaluate(model, self.data, "test", device=self.device),
-                    "sparsity_all": masker.global_sparsity(model, masks, over="all"),
-                    "sparsity_prunable": masker.global_sparsity(model, masks, over="prunable"),
-                    "pruning_seconds": pruning.seconds}
+            return {
+                "history": history,
+                "test_accuracy": evaluate(model, self.data, "test", device=self.device),
+                "sparsity_all": masker.global_sparsity(model, masks, over="all"),
+                "sparsity_prunable": masker.global_sparsity(model, masks, over="prunable"),
+                "pruning_seconds": pruning.seconds,
+            }
 
         result = self._run(stage, compute)
         try:
-            model, masks, _ = masker.load_pruned(stage.path("model.pt"), self._build(self.config.student, self._init_seed(0)))
+            model, masks, _ = masker.load_pruned(
+                stage.path("model.pt"), self._build(self.config.student, self._init_seed(0))
+            )
         except checkpoint.CheckpointError as error:
             raise stage.damaged(error) from error
         return {**result, "model": model.to(self.device).eval(), "masks": masks}
@@ -232,8 +317,14 @@ class Experiment:
         stage = self.cache.stage("lth" if settings.partitions == 1 else "colt", settings, upstream=[self.data_id])
 
         def compute(stage: Stage) -> dict:
-            result = colt.run_colt(self.data, settings, folder=stage.folder, after_round=stage.checkpointed,
-                                   device=self.device, progress=self.progress)
+            result = colt.run_colt(
+                self.data,
+                settings,
+                folder=stage.folder,
+                after_round=stage.checkpointed,
+                device=self.device,
+                progress=self.progress,
+            )
             return {key: value for key, value in result.items() if key not in ("model", "mask", "folder")}
 
         result = self._run(stage, compute)
@@ -256,9 +347,16 @@ class Experiment:
         rows = []
 
         def row(method: str, kd: str, result: dict, sparsity_all: float, sparsity_prunable: float) -> None:
-            rows.append({"method": method, "retraining": kd, "sparsity_all": sparsity_all,
-                         "sparsity_prunable": sparsity_prunable, "test_accuracy": result["test_accuracy"],
-                         "minutes": result["seconds"] / 60})
+            rows.append(
+                {
+                    "method": method,
+                    "retraining": kd,
+                    "sparsity_all": sparsity_all,
+                    "sparsity_prunable": sparsity_prunable,
+                    "test_accuracy": result["test_accuracy"],
+                    "minutes": result["seconds"] / 60,
+                }
+            )
 
         row(f"teacher ({self.config.teacher.arch})", "-", self.teacher_result(), 0.0, 0.0)
         row(f"dense student ({self.config.student.arch})", "-", self.student_result(), 0.0, 0.0)
@@ -266,8 +364,13 @@ class Experiment:
         runs += [(criterion, sparsities[0], True) for criterion in ("magnitude", "random")]
         for criterion, sparsity, kd in runs:
             result = self.pruned_result(criterion, sparsity, kd=kd, over=over)
-            row(scorer.criterion(criterion).label, "KD" if kd else "CE", result, result["sparsity_all"],
-                result["sparsity_prunable"])
+            row(
+                scorer.criterion(criterion).label,
+                "KD" if kd else "CE",
+                result,
+                result["sparsity_all"],
+                result["sparsity_prunable"],
+            )
         return pd.DataFrame(rows)
 
     def _seed(self, seed: int | None) -> int:
@@ -279,8 +382,10 @@ def _with_temperature(kd: KDConfig, temperature: float | None, name: str) -> KDC
     if temperature is None:
         return kd
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
-        raise ValueError(f"{name} must be a finite number > 0 (the paper uses 3 or 5), or None for the "
-                         f"profile's {kd.temperature:g}; got {temperature!r}")
+        raise ValueError(
+            f"{name} must be a finite number > 0 (the paper uses 3 or 5), or None for the "
+            f"profile's {kd.temperature:g}; got {temperature!r}"
+        )
     kd = replace(kd, temperature=float(temperature))
     losses.check_loss_settings(kd.alpha, kd.temperature, kd.beta, kd.order)
     return kd

@@ -9,6 +9,7 @@ avoids a hang we met: papermill's client waited for ever for the end of a cell t
 widgets after a cell with widget progress bars, the kernel idle (rare and timing-dependent;
 jupyter/nbclient#312 reports the same).
 """
+
 from __future__ import annotations
 
 import os

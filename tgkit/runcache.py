@@ -26,6 +26,7 @@ ones. A stage that fails before it saved anything leaves no folder behind.
 Damage. A result or product that cannot be read raises `CheckpointError` naming the stage's folder,
 to delete so that the stage is recomputed; nothing is deleted for you.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,8 +52,10 @@ LOCKS = ".locks"  # beside the stage folders, never inside one: a lock outlives 
 def plain(config: Any) -> Any:
     """A config as JSON-able data: a dataclass becomes its type name and fields, recursively."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {"type": type(config).__name__,
-                **{f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}}
+        return {
+            "type": type(config).__name__,
+            **{f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)},
+        }
     if isinstance(config, (list, tuple)):
         return [plain(value) for value in config]
     if isinstance(config, dict):
@@ -142,7 +145,8 @@ class Stage:
         """The error that says this stage's folder is unusable, naming it: for a caller that read a product."""
         return checkpoint.CheckpointError(
             f"the {self.name} stage in {self.folder} is damaged ({error}). Delete that folder "
-            f"(rm -r {self.folder}) and run again: the stage will be recomputed.")
+            f"(rm -r {self.folder}) and run again: the stage will be recomputed."
+        )
 
     # ---- the parts of `run` -------------------------------------------------------------------
     @contextmanager

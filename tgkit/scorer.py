@@ -22,6 +22,7 @@ Scoring leaves the student exactly as it found it: parameters untouched (gradien
 `torch.autograd.grad`, so no `.grad` is ever written and nothing steps), BatchNorm running statistics
 restored, training and requires_grad flags restored.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
@@ -87,7 +88,11 @@ def _grad_sq(weight: Tensor, grad: Tensor) -> Tensor:
     return grad * grad
 
 
-SALIENCIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"taylor": _taylor, "grad_abs": _grad_abs, "grad_sq": _grad_sq}
+SALIENCIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "taylor": _taylor,
+    "grad_abs": _grad_abs,
+    "grad_sq": _grad_sq,
+}
 
 
 def teacher_guided_scores(
@@ -128,8 +133,17 @@ def teacher_guided_scores(
         return teacher_guided_loss(student(inputs), teacher_logits, targets, alpha, temperature, beta, order)["total"]
 
     with evaluating(teacher):
-        return _accumulate_saliency(student, batches, total_loss, epochs=epochs, ema=ema, variant=variant,
-                                    params=params, progress=progress, description="teacher-guided scores")
+        return _accumulate_saliency(
+            student,
+            batches,
+            total_loss,
+            epochs=epochs,
+            ema=ema,
+            variant=variant,
+            params=params,
+            progress=progress,
+            description="teacher-guided scores",
+        )
 
 
 def snip_scores(
@@ -148,8 +162,17 @@ def snip_scores(
     def cross_entropy(inputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(model(inputs), targets)
 
-    return _accumulate_saliency(model, batches, cross_entropy, epochs=epochs, ema=ema, variant="taylor",
-                                params=params, progress=progress, description="SNIP scores")
+    return _accumulate_saliency(
+        model,
+        batches,
+        cross_entropy,
+        epochs=epochs,
+        ema=ema,
+        variant="taylor",
+        params=params,
+        progress=progress,
+        description="SNIP scores",
+    )
 
 
 def magnitude_scores(model: nn.Module, params: dict[str, nn.Parameter] | None = None) -> dict[str, Tensor]:
@@ -190,9 +213,20 @@ class Criterion:
 
 CRITERIA: dict[str, Criterion] = {
     "teacher_guided": Criterion(
-        "teacher-guided", teacher_guided_scores, needs_teacher=True, needs_data=True,
-        options=lambda s: dict(epochs=s.epochs, ema=s.ema, alpha=s.kd.alpha, temperature=s.kd.temperature,
-                               beta=s.kd.beta, order=s.kd.order, variant=s.variant)),
+        "teacher-guided",
+        teacher_guided_scores,
+        needs_teacher=True,
+        needs_data=True,
+        options=lambda s: dict(
+            epochs=s.epochs,
+            ema=s.ema,
+            alpha=s.kd.alpha,
+            temperature=s.kd.temperature,
+            beta=s.kd.beta,
+            order=s.kd.order,
+            variant=s.variant,
+        ),
+    ),
     "snip": Criterion("SNIP", snip_scores, needs_data=True, options=lambda s: dict(epochs=s.snip_epochs, ema=s.ema)),
     "magnitude": Criterion("magnitude", magnitude_scores),
     "random": Criterion("random", random_scores, uses_seed=True),
@@ -206,8 +240,16 @@ def criterion(name: str) -> Criterion:
     return CRITERIA[name]
 
 
-def score(name: str, student: nn.Module, *, teacher: nn.Module | None = None, batches: Batches | None = None,
-          settings: ScoringConfig | None = None, seed: int = 0, progress: bool = True) -> dict[str, Tensor]:
+def score(
+    name: str,
+    student: nn.Module,
+    *,
+    teacher: nn.Module | None = None,
+    batches: Batches | None = None,
+    settings: ScoringConfig | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Tensor]:
     """The scores of every prunable weight of `student` by the criterion `name`, one signature for all:
     each criterion takes what it needs (`Criterion`) and ignores the rest."""
     chosen = criterion(name)
@@ -244,8 +286,9 @@ def _accumulate_saliency(
         model.train()
         for weight in weights:
             weight.requires_grad_(True)
-        for inputs, targets in progress_bar(_repeat(batches, epochs), total=_passes_length(batches, epochs),
-                                            desc=description, disable=not progress):
+        for inputs, targets in progress_bar(
+            _repeat(batches, epochs), total=_passes_length(batches, epochs), desc=description, disable=not progress
+        ):
             grads = torch.autograd.grad(loss_of(inputs, targets), weights)
             for average, weight, grad in zip(averages, weights, grads):
                 average.update(saliency(weight.detach(), grad))

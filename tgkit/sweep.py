@@ -19,6 +19,7 @@ scoring temperature `config.scoring.kd`.
 
 `report.sweep` summarises and draws the table, and puts it beside the paper's numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,17 @@ from tgkit.progress import progress_bar
 from tgkit.scorer import CRITERIA
 
 BASELINES = ("magnitude", "snip", "random")
-COLUMNS = ("method", "retraining", "temperature", "seed", "sparsity_target", "sparsity_all", "sparsity_prunable",
-           "test_accuracy", "cached")
+COLUMNS = (
+    "method",
+    "retraining",
+    "temperature",
+    "seed",
+    "sparsity_target",
+    "sparsity_all",
+    "sparsity_prunable",
+    "test_accuracy",
+    "cached",
+)
 
 
 @dataclass(frozen=True)
@@ -89,21 +99,37 @@ def run_sweep(experiment: Experiment, *, progress: bool = True) -> pd.DataFrame:
     rows = []
     with progress_bar(runs, desc="sweep", unit="run", disable=not progress) as bar:
         for run in bar:
-            bar.set_postfix_str(f"{CRITERIA[run.criterion].label} {run.sparsity:.2%} {setting_label(run.temperature)} "
-                                f"seed {run.seed}")
-            result = experiment.pruned_result(run.criterion, run.sparsity, kd=run.kd, over="all",
-                                              retraining_temperature=run.temperature, seed=run.seed)
-            rows.append({"method": CRITERIA[run.criterion].label, "retraining": "KD" if run.kd else "CE",
-                         "temperature": run.temperature, "seed": run.seed, "sparsity_target": run.sparsity,
-                         "sparsity_all": result["sparsity_all"], "sparsity_prunable": result["sparsity_prunable"],
-                         "test_accuracy": result["test_accuracy"], "cached": result["cached"]})
+            bar.set_postfix_str(
+                f"{CRITERIA[run.criterion].label} {run.sparsity:.2%} {setting_label(run.temperature)} seed {run.seed}"
+            )
+            result = experiment.pruned_result(
+                run.criterion,
+                run.sparsity,
+                kd=run.kd,
+                over="all",
+                retraining_temperature=run.temperature,
+                seed=run.seed,
+            )
+            rows.append(
+                {
+                    "method": CRITERIA[run.criterion].label,
+                    "retraining": "KD" if run.kd else "CE",
+                    "temperature": run.temperature,
+                    "seed": run.seed,
+                    "sparsity_target": run.sparsity,
+                    "sparsity_all": result["sparsity_all"],
+                    "sparsity_prunable": result["sparsity_prunable"],
+                    "test_accuracy": result["test_accuracy"],
+                    "cached": result["cached"],
+                }
+            )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["temperature"] = table["temperature"].astype(float)
     return table
 
 
 def setting_label(temperature: float | None) -> str:
-    """"no KD", or "KD T=3": how the paper's sweep names its columns (`paper.SWEEP_COLUMNS`)."""
+    """ "no KD", or "KD T=3": how the paper's sweep names its columns (`paper.SWEEP_COLUMNS`)."""
     if temperature is None or np.isnan(temperature):
         return "no KD"
     return f"KD T={temperature:g}"

@@ -3,12 +3,22 @@
 `fit` trains with cross-entropy, or with the teacher-guided loss when a teacher is given (method.md
 section 2), picks the epoch with the best validation accuracy (the test set is never looked at), and
 restores that state by copy. It checkpoints every epoch atomically, so a run killed half-way resumes
-from its last finished epoch. Given pruning masks, it keeps every pruned weight at zero through
-every optimizer step (`masker.MaskEnforcer`).
+from its last finished epoch.
+
+Given pruning masks, it keeps every pruned weight exactly zero for ever after. Zeroing the weights
+once is not enough: momentum, weight decay and Adam's moment estimates would all move a zeroed weight
+off zero on the next step. The `MaskEnforcer` therefore, around every optimizer step,
+
+    1. zeroes the gradients of pruned weights before the step,
+    2. re-zeroes the pruned weights after it, and
+    3. zeroes their optimizer state (momentum buffer, Adam's exp_avg and exp_avg_sq),
+
+so that no optimizer, with any weight decay, can regrow a pruned connection.
 
 On a GPU it runs with bf16 autocast and channels_last tensors, and optionally `torch.compile`; the
 dataset stays resident on the device and is augmented there (see `data.Batches`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,7 +36,6 @@ from tgkit import checkpoint, losses
 from tgkit.data import ImageData
 from tgkit.device import default_device, synchronize
 from tgkit.hparams import KDConfig, TrainConfig
-from tgkit.masker import MaskEnforcer
 from tgkit.models import num_classes_of
 from tgkit.progress import progress_bar
 
@@ -36,8 +45,14 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: ImageData, split: str = "test", *, batch_size: int = 1024,
-            device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module,
+    data: ImageData,
+    split: str = "test",
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (float32, CPU) and labels of a whole split, in order, in eval mode; the mode is restored."""
     device = torch.device(device or next(model.parameters()).device)
     was_training = model.training
@@ -63,15 +78,21 @@ def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData |
     if n_student != n_teacher:
         raise ValueError(
             f"the teacher predicts {n_teacher} classes but the student {n_student}: distillation needs "
-            f"both trained on the same dataset; train or load a teacher for the student's dataset.")
+            f"both trained on the same dataset; train or load a teacher for the student's dataset."
+        )
     if data is not None and n_student != data.num_classes:
         raise ValueError(f"the networks predict {n_student} classes but {data.name} has {data.num_classes}")
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
     if config.optimizer == "adam":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adam'")
@@ -99,6 +120,43 @@ def memory_format_for(device: torch.device, channels_last: bool) -> torch.memory
     return torch.channels_last if device.type == "cuda" and channels_last else torch.contiguous_format
 
 
+class MaskEnforcer:
+    """Keep the pruned weights of `model` (mask False) at exactly zero through an optimizer's steps."""
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
+        parameters = dict(model.named_parameters())
+        missing = sorted(set(masks) - set(parameters))
+        if missing:
+            raise KeyError(f"masks name parameters the model does not have: {missing[:3]}")
+        self.parameters = [parameters[name] for name in masks]
+        self.masks = [masks[name] for name in masks]
+        self.keep: list[torch.Tensor] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Bind to the optimizer that steps the (by now placed) model; the masks take each weight's
+        device, dtype and memory layout, so the multiplications below never mix layouts."""
+        self.optimizer = optimizer
+        self.keep = [torch.empty_like(p).copy_(mask) for p, mask in zip(self.parameters, self.masks)]
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        grads = [p.grad for p in self.parameters if p.grad is not None]
+        keeps = [k for p, k in zip(self.parameters, self.keep) if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, keeps)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        torch._foreach_mul_(self.parameters, self.keep)
+        if self.optimizer is None:
+            return
+        for parameter, keep in zip(self.parameters, self.keep):
+            for value in self.optimizer.state.get(parameter, {}).values():
+                if torch.is_tensor(value) and value.shape == keep.shape:
+                    value.mul_(keep)
+
+
 class TrainingStep:
     """One optimizer step of `fit`, set up once: the model (and teacher) on the device in the right memory
     format, optionally compiled, the optimizer, the lr schedule, and the mask enforcer around the step.
@@ -108,8 +166,17 @@ class TrainingStep:
     `tgkit.bench` times exactly this.
     """
 
-    def __init__(self, model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int, *,
-                 teacher: nn.Module | None = None, kd: KDConfig | None = None, enforcer: MaskEnforcer | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        device: torch.device,
+        steps_per_epoch: int,
+        *,
+        teacher: nn.Module | None = None,
+        kd: KDConfig | None = None,
+        enforcer: MaskEnforcer | None = None,
+    ):
         self.device, self.amp = device, config.amp
         self.memory_format = memory_format_for(device, config.channels_last)
         self.model = model.to(device, memory_format=self.memory_format)
@@ -132,8 +199,15 @@ class TrainingStep:
                 with torch.no_grad():
                     teacher_logits = self.teacher(x)
                 kd = self.kd
-                terms = losses.teacher_guided_loss(logits.float(), teacher_logits.float(), y, alpha=kd.alpha,
-                                                   temperature=kd.temperature, beta=kd.beta, order=kd.order)
+                terms = losses.teacher_guided_loss(
+                    logits.float(),
+                    teacher_logits.float(),
+                    y,
+                    alpha=kd.alpha,
+                    temperature=kd.temperature,
+                    beta=kd.beta,
+                    order=kd.order,
+                )
                 loss, parts = terms["total"], (terms["total"], terms["ce"], terms["kd"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,11 +221,21 @@ class TrainingStep:
             return torch.stack([p.detach().float() * len(y) for p in parts] + [(logits.argmax(1) == y).sum().float()])
 
 
-def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.Module | None = None,
-        kd: KDConfig | None = None, masks: dict[str, torch.Tensor] | None = None,
-        device: torch.device | str | None = None, seed: int = 0, resume: str | Path | None = None,
-        desc: str = "train", progress: bool = True,
-        after_epoch: Callable[[], None] | None = None) -> tuple[nn.Module, list[dict]]:
+def fit(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig,
+    *,
+    teacher: nn.Module | None = None,
+    kd: KDConfig | None = None,
+    masks: dict[str, torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    resume: str | Path | None = None,
+    desc: str = "train",
+    progress: bool = True,
+    after_epoch: Callable[[], None] | None = None,
+) -> tuple[nn.Module, list[dict]]:
     """Train `model` on `data`; return it with its best-validation weights restored, and the history.
 
     Without a teacher the loss is cross-entropy. With one it is the teacher-guided total loss
@@ -179,21 +263,30 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
         saved = checkpoint.load_checkpoint(resume, map_location=device)
         if saved["config"] != asdict(config):
             raise checkpoint.CheckpointError(
-                f"{resume} was written for another training configuration; delete it to start over.")
+                f"{resume} was written for another training configuration; delete it to start over."
+            )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         state = saved["state"]
 
-    epochs = progress_bar(range(state["epoch"], config.epochs), desc=desc, initial=state["epoch"], total=config.epochs,
-                         disable=not progress, leave=False, unit="epoch")
+    epochs = progress_bar(
+        range(state["epoch"], config.epochs),
+        desc=desc,
+        initial=state["epoch"],
+        total=config.epochs,
+        disable=not progress,
+        leave=False,
+        unit="epoch",
+    )
     for epoch in epochs:
         started = time.perf_counter()
         model.train()
         totals = torch.zeros(4, device=device)  # loss, ce, kd, correct
         seen = 0
-        for x, y in data.batches("train", config.batch_size, device=device, seed=seed, epoch=epoch,
-                                 channels_last=channels_last):
+        for x, y in data.batches(
+            "train", config.batch_size, device=device, seed=seed, epoch=epoch, channels_last=channels_last
+        ):
             totals += step(x, y)
             seen += len(y)
         loss_sum, ce_sum, kd_sum, correct = (totals / seen).tolist()
@@ -201,16 +294,28 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
             raise FloatingPointError(
                 f"{desc}: the training loss became {loss_sum} in epoch {epoch + 1}. Lower the learning rate "
                 f"(now {config.lr}) or check the data; "
-                + (f"the last finished epoch is kept in {resume}." if resume else "nothing was saved."))
+                + (f"the last finished epoch is kept in {resume}." if resume else "nothing was saved.")
+            )
         val_accuracy = evaluate(model, data, "val", device=device)
         synchronize(device)
-        state["history"].append({
-            "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "loss": loss_sum, "ce": ce_sum,
-            "kd": kd_sum, "train_accuracy": correct, "val_accuracy": val_accuracy,
-            "seconds": time.perf_counter() - started})
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "loss": loss_sum,
+                "ce": ce_sum,
+                "kd": kd_sum,
+                "train_accuracy": correct,
+                "val_accuracy": val_accuracy,
+                "seconds": time.perf_counter() - started,
+            }
+        )
         if val_accuracy > state["best_accuracy"]:
-            state.update(best_accuracy=val_accuracy, stale_epochs=0,
-                         best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            state.update(
+                best_accuracy=val_accuracy,
+                stale_epochs=0,
+                best_state={k: v.detach().clone() for k, v in model.state_dict().items()},
+            )
         else:
             state["stale_epochs"] += 1
         state["epoch"] = epoch + 1
@@ -219,9 +324,16 @@ def fit(model: nn.Module, data: ImageData, config: TrainConfig, *, teacher: nn.M
         if resume is not None:
             if stop:  # a resumed run must not train past the early stop
                 state["epoch"] = config.epochs
-            checkpoint.save_atomic({"config": asdict(config), "model": model.state_dict(),
-                                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                                    "state": state}, resume)
+            checkpoint.save_atomic(
+                {
+                    "config": asdict(config),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "state": state,
+                },
+                resume,
+            )
         if after_epoch is not None:
             after_epoch()
         if stop:

@@ -10,11 +10,26 @@ plus int64 labels, the class names, and the per-channel mean and std of the trai
     datasets    `ImageData` and `load_dataset`: the splits of one dataset in memory
     splits      seeded, stratified subsets and the validation split
     batches     `Batches` (augmentation on the device) and `epoch_seed`, the one rule seeding every epoch
-    sources     where each dataset is found (CIFAR, TinyImageNet, image folders, digits), decoding, the cache
+    sources     where each dataset is found (CIFAR, TinyImageNet, image folders, digits), and how it is read
+    decoding    image files decoded to uint8 tensors in parallel, and the cache that makes it happen once
 """
+
 from tgkit.data.batches import Augment, Batches, epoch_seed, random_crop, random_flip
 from tgkit.data.datasets import SPLITS, ImageData, channel_stats, load_dataset
 from tgkit.data.sources import DATASETS, IMAGEFOLDER_PREFIX, DatasetNotFound, default_data_dir
 
-__all__ = ["DATASETS", "IMAGEFOLDER_PREFIX", "SPLITS", "Augment", "Batches", "DatasetNotFound", "ImageData",
-           "channel_stats", "default_data_dir", "epoch_seed", "load_dataset", "random_crop", "random_flip"]
+__all__ = [
+    "DATASETS",
+    "IMAGEFOLDER_PREFIX",
+    "SPLITS",
+    "Augment",
+    "Batches",
+    "DatasetNotFound",
+    "ImageData",
+    "channel_stats",
+    "default_data_dir",
+    "epoch_seed",
+    "load_dataset",
+    "random_crop",
+    "random_flip",
+]

@@ -12,6 +12,7 @@ Randomness. Epoch `epoch` of a stream seeded `seed` shuffles and augments with a
 as reproducible. A rerun with the same seed sees exactly the same batches, on the CPU or a GPU, and
 a run resumed at epoch k continues the same sequence.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,10 +68,22 @@ class Batches:
     the batches are the split in order, the same every time.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-                 batch_size: int, *, shuffle: bool = False, augment: Augment | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0, epoch: int = 0, channels_last: bool = False,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: Sequence[float],
+        std: Sequence[float],
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        augment: Augment | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        epoch: int = 0,
+        channels_last: bool = False,
+        drop_last: bool = False,
+    ):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if len(labels) != len(images):
@@ -78,8 +91,10 @@ class Batches:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if drop_last and len(images) < batch_size:
-            raise ValueError(f"drop_last=True with {len(images)} images and batch_size={batch_size} leaves no "
-                             f"batch at all; lower batch_size or pass drop_last=False")
+            raise ValueError(
+                f"drop_last=True with {len(images)} images and batch_size={batch_size} leaves no "
+                f"batch at all; lower batch_size or pass drop_last=False"
+            )
         channels = images.shape[1]
         if len(mean) != channels or len(std) != channels:
             raise ValueError(f"mean and std need {channels} values (one per channel), got {mean} and {std}")
@@ -145,11 +160,11 @@ def random_crop(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> to
     device = images.device
     rows = (offsets[:, 0, None] + torch.arange(h, device=device)).view(n, 1, h, 1)
     cols = (offsets[:, 1, None] + torch.arange(w, device=device)).view(n, 1, 1, w)
-    return padded[torch.arange(n, device=device).view(n, 1, 1, 1), torch.arange(c, device=device).view(1, c, 1, 1),
-                  rows, cols]
+    return padded[
+        torch.arange(n, device=device).view(n, 1, 1, 1), torch.arange(c, device=device).view(1, c, 1, 1), rows, cols
+    ]
 
 
 def random_flip(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images of a batch (B, C, H, W) where the bool mask `flip` (B,) is True."""
     return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
-

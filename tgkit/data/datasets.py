@@ -4,6 +4,7 @@ Splits. The official test split is used only for final numbers. Model selection 
 split carved out of the official training split (stratified and seeded), so `train_x` never contains
 a validation image. Same arguments and seed, same splits, on every machine.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,10 @@ class ImageData:
             if y.dtype != torch.int64 or y.shape != (len(x),):
                 raise ValueError(f"{self.name}: {split}_y must be int64 ({len(x)},), got {y.dtype} {tuple(y.shape)}")
             if x.shape[1:] != self.train_x.shape[1:]:
-                raise ValueError(f"{self.name}: {split}_x has images of shape {tuple(x.shape[1:])}, "
-                                 f"train_x of shape {tuple(self.train_x.shape[1:])}")
+                raise ValueError(
+                    f"{self.name}: {split}_x has images of shape {tuple(x.shape[1:])}, "
+                    f"train_x of shape {tuple(self.train_x.shape[1:])}"
+                )
         if not len(self.mean) == len(self.std) == self.train_x.shape[1]:
             raise ValueError(f"{self.name}: mean and std need one value per channel ({self.train_x.shape[1]})")
 
@@ -65,17 +68,29 @@ class ImageData:
         return tuple(self.train_x.shape[1:])
 
     def __repr__(self) -> str:
-        return (f"ImageData({self.name!r}, {self.num_classes} classes, images {self.image_shape}, "
-                f"train {len(self.train_y)}, val {len(self.val_y)}, test {len(self.test_y)})")
+        return (
+            f"ImageData({self.name!r}, {self.num_classes} classes, images {self.image_shape}, "
+            f"train {len(self.train_y)}, val {len(self.val_y)}, test {len(self.test_y)})"
+        )
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
         return getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
 
-    def batches(self, split: str, batch_size: int, *, shuffle: bool | None = None,
-                augment: bool | Augment | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                epoch: int = 0, channels_last: bool = False, drop_last: bool | None = None) -> Batches:
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool | None = None,
+        augment: bool | Augment | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        epoch: int = 0,
+        channels_last: bool = False,
+        drop_last: bool | None = None,
+    ) -> Batches:
         """Mini-batches `(x, y)` of one split: x float32 (B, C, H, W) normalised, y int64, both on `device`.
 
         The defaults suit the split: "train" is shuffled, augmented with `self.augment` and drops its
@@ -95,9 +110,20 @@ class ImageData:
             augment = None
         if drop_last is None:
             drop_last = is_train and len(y) >= batch_size
-        return Batches(x, y, self.mean, self.std, batch_size, shuffle=is_train if shuffle is None else shuffle,
-                       augment=augment, device=device, seed=seed, epoch=epoch, channels_last=channels_last,
-                       drop_last=drop_last)
+        return Batches(
+            x,
+            y,
+            self.mean,
+            self.std,
+            batch_size,
+            shuffle=is_train if shuffle is None else shuffle,
+            augment=augment,
+            device=device,
+            seed=seed,
+            epoch=epoch,
+            channels_last=channels_last,
+            drop_last=drop_last,
+        )
 
     def subset_classes(self, classes: Sequence[int]) -> ImageData:
         """Only the images of `classes`, in every split, relabelled 0..len(classes)-1 in the order given.
@@ -117,8 +143,14 @@ class ImageData:
             keep = torch.nonzero(relabelled >= 0).flatten()
             splits[f"{split}_x"], splits[f"{split}_y"] = x.index_select(0, keep), relabelled[keep]
         mean, std = channel_stats(splits["train_x"])
-        return dataclasses.replace(self, name=f"{self.name}[{','.join(map(str, classes))}]",
-                                   classes=[self.classes[c] for c in classes], mean=mean, std=std, **splits)
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}[{','.join(map(str, classes))}]",
+            classes=[self.classes[c] for c in classes],
+            mean=mean,
+            std=std,
+            **splits,
+        )
 
     def to(self, device: str | torch.device) -> ImageData:
         """A copy with every split on `device`: `batches` on it then copies nothing per call."""
@@ -145,9 +177,17 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(means), tuple(stds)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, *, val_fraction: float = 0.1, seed: int = 0,
-                 train_subset: int | None = None, test_subset: int | None = None, download: bool = True,
-                 progress: bool = True) -> ImageData:
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> ImageData:
     """Load a dataset by name (see `DATASETS`, or "imagefolder:<path>") with its splits.
 
     data_dir: where datasets and the decoding cache live; default `default_data_dir()`.
@@ -181,6 +221,16 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, val_fraction:
     # index_select copies whole rows; plain x[indices] gathers byte by byte, several times slower.
     val_x, train_x = train_x.index_select(0, val), train_x.index_select(0, train)
     mean, std = channel_stats(train_x)
-    return ImageData(name=name, classes=list(classes), train_x=train_x, train_y=train_y[train],
-                     val_x=val_x, val_y=train_y[val], test_x=test_x, test_y=test_y,
-                     mean=mean, std=std, augment=augment)
+    return ImageData(
+        name=name,
+        classes=list(classes),
+        train_x=train_x,
+        train_y=train_y[train],
+        val_x=val_x,
+        val_y=train_y[val],
+        test_x=test_x,
+        test_y=test_y,
+        mean=mean,
+        std=std,
+        augment=augment,
+    )

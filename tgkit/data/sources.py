@@ -1,4 +1,4 @@
-"""Where each dataset is found, how it is decoded, and the cache that makes decoding happen once.
+"""Where each dataset is found, and how its files are read.
 
     digits          scikit-learn's 8x8 handwritten digits (bundled, offline): the smoke-test data
     cifar10         <data_dir>/cifar-10-batches-py (official) or <data_dir>/cifar10/{train,test}/<class>/
@@ -7,42 +7,35 @@
     imagefolder:P   any P/{train,test}/<class>/<image> tree of equally sized images
 
 Decoding tens of thousands of small image files takes seconds to minutes, so every source but
-`digits` is decoded once into a tensor file under `<data_dir>/cache/`; later loads read that file.
+`digits` is decoded once into a tensor file under `<data_dir>/cache/` (`data.decoding`); later loads
+read that file.
 `official_splits` returns a dataset's classes and official train and test splits, whichever source
 holds it.
 """
+
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import socket
 import threading
 import urllib.parse
-import warnings
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.data import decoding
 from tgkit.data.batches import Augment
+from tgkit.data.decoding import Source
 from tgkit.data.splits import stratified_split
-from tgkit.progress import progress_bar
 
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet")
 IMAGEFOLDER_PREFIX = "imagefolder:"
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
-# Bump when the layout of the cache files changes, so that old caches are ignored, not misread.
-_CACHE_VERSION = 1
-# Images per decoding task: large enough that handing work to another process is cheap next to it.
-_DECODE_CHUNK = 1000
 # Seconds to wait for a name lookup or a silent server before concluding there is no network.
 _NETWORK_TIMEOUT_S = 5.0
 # digits has no official test split; a fixed seed makes the carved one behave like an official one,
@@ -74,18 +67,7 @@ def official_splits(name: str, data_dir: Path, *, download: bool, progress: bool
     if name.lower() in DATASETS:
         name = name.lower()
     source = _find_source(name, data_dir, download)
-    return name, _cached_decode(source, data_dir, progress), Augment(crop_padding=4, flip=True)
-
-
-@dataclass
-class _Source:
-    """A dataset found on disk: `decode(progress)` returns its classes and official splits as a dict
-    with keys classes, train_x, train_y, test_x, test_y; `files` are all the files it reads."""
-
-    label: str
-    root: Path
-    files: list[str]
-    decode: Callable[[bool], dict]
+    return name, decoding.cached_decode(source, data_dir, progress), Augment(crop_padding=4, flip=True)
 
 
 @dataclass(frozen=True)
@@ -101,35 +83,48 @@ class _CifarFormat:
 
 
 _CIFAR = {
-    "cifar10": _CifarFormat("cifar10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
-                            ("test_batch",), "batches.meta", "labels", "label_names", 10),
-    "cifar100": _CifarFormat("cifar100", "cifar-100-python", ("train",), ("test",), "meta",
-                             "fine_labels", "fine_label_names", 100),
+    "cifar10": _CifarFormat(
+        "cifar10",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "labels",
+        "label_names",
+        10,
+    ),
+    "cifar100": _CifarFormat(
+        "cifar100", "cifar-100-python", ("train",), ("test",), "meta", "fine_labels", "fine_label_names", 100
+    ),
 }
 
 
-def _find_source(name: str, data_dir: Path, download: bool) -> _Source:
+def _find_source(name: str, data_dir: Path, download: bool) -> Source:
     if name in _CIFAR:
         return _find_cifar(_CIFAR[name], data_dir, download)
     if name == "tinyimagenet":
         return _find_tinyimagenet(data_dir)
     if name.startswith(IMAGEFOLDER_PREFIX):
-        return _find_imagefolder(name[len(IMAGEFOLDER_PREFIX):], data_dir)
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or {IMAGEFOLDER_PREFIX}<path> "
-                     f"for a <path>/{{train,test}}/<class>/<image> tree")
+        return _find_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], data_dir)
+    raise ValueError(
+        f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or {IMAGEFOLDER_PREFIX}<path> "
+        f"for a <path>/{{train,test}}/<class>/<image> tree"
+    )
 
 
 def _remedies(data_dir: Path, archive: str | None, official: str) -> str:
     lines = ["To fix it, do one of:"]
     if archive:
-        lines.append(f"  - run `make data` in the project root, which extracts ../shared/data/{archive} into data/, "
-                     f"or extract it yourself: tar xzf ../shared/data/{archive} -C {data_dir}")
+        lines.append(
+            f"  - run `make data` in the project root, which extracts ../shared/data/{archive} into data/, "
+            f"or extract it yourself: tar xzf ../shared/data/{archive} -C {data_dir}"
+        )
     lines.append(f"  - put the official dataset in {data_dir}: {official}")
     lines.append("  - set TGKIT_DATA (or pass data_dir=) to a folder that holds it")
     return "\n".join(lines)
 
 
-def _find_cifar(fmt: _CifarFormat, data_dir: Path, download: bool) -> _Source:
+def _find_cifar(fmt: _CifarFormat, data_dir: Path, download: bool) -> Source:
     official, folders = data_dir / fmt.folder, data_dir / fmt.name
     if official.is_dir():
         return _cifar_pickle_source(fmt, official)
@@ -142,12 +137,15 @@ def _find_cifar(fmt: _CifarFormat, data_dir: Path, download: bool) -> _Source:
             return _cifar_pickle_source(fmt, official)
         tried = f"download failed: {failure}"
     archive = "cifar10-jpeg.tar.gz" if fmt.name == "cifar10" else None
-    official_help = (f"the python version from https://www.cs.toronto.edu/~kriz/cifar.html, extracted to {official} "
-                     f"(load_dataset(..., download=True) does that on a machine with network)")
+    official_help = (
+        f"the python version from https://www.cs.toronto.edu/~kriz/cifar.html, extracted to {official} "
+        f"(load_dataset(..., download=True) does that on a machine with network)"
+    )
     raise DatasetNotFound(
         f"{fmt.name} not found. Searched:\n  {official}  (official python version)\n"
         f"  {folders}/{{train,test}}/<class>/  (image folders)\n({tried})\n"
-        + _remedies(data_dir, archive, official_help))
+        + _remedies(data_dir, archive, official_help)
+    )
 
 
 def _download_cifar(fmt: _CifarFormat, data_dir: Path) -> str | None:
@@ -193,7 +191,7 @@ def _lookup_failure(host: str, timeout: float) -> str | None:
     return failure[0]
 
 
-def _cifar_pickle_source(fmt: _CifarFormat, folder: Path) -> _Source:
+def _cifar_pickle_source(fmt: _CifarFormat, folder: Path) -> Source:
     """The official python version: pickled dicts with `data` uint8 (N, 3072) and labels.
 
     Read here in a few lines rather than through torchvision's CIFAR classes, which refuse any file
@@ -204,8 +202,10 @@ def _cifar_pickle_source(fmt: _CifarFormat, folder: Path) -> _Source:
     files = [folder / f for f in (*fmt.train_files, *fmt.test_files, fmt.meta_file)]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise DatasetNotFound(f"{folder} is incomplete, missing {', '.join(missing)}; "
-                              f"delete the folder and extract the official archive again")
+        raise DatasetNotFound(
+            f"{folder} is incomplete, missing {', '.join(missing)}; "
+            f"delete the folder and extract the official archive again"
+        )
 
     def read(path: Path) -> dict:
         with open(path, "rb") as handle:
@@ -229,18 +229,20 @@ def _cifar_pickle_source(fmt: _CifarFormat, folder: Path) -> _Source:
         test_x, test_y = read_split(fmt.test_files)
         return dict(classes=classes, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
 
-    return _Source(fmt.name, folder, [str(f) for f in files], decode)
+    return Source(fmt.name, folder, [str(f) for f in files], decode)
 
 
-def _image_tree_source(label: str, root: Path, expect_classes: int | None = None) -> _Source:
+def _image_tree_source(label: str, root: Path, expect_classes: int | None = None) -> Source:
     """A <root>/{train,test}/<class>/<image> tree; classes are the sorted folder names of train/."""
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise DatasetNotFound(f"{root / split} does not exist; expected {root}/{{train,test}}/<class>/<image>")
     classes = sorted(d.name for d in os.scandir(root / "train") if d.is_dir() and not d.name.startswith("."))
     if expect_classes is not None and len(classes) != expect_classes:
-        raise DatasetNotFound(f"{root / 'train'} has {len(classes)} class folders, {label} has {expect_classes}; "
-                              f"is the archive fully extracted?")
+        raise DatasetNotFound(
+            f"{root / 'train'} has {len(classes)} class folders, {label} has {expect_classes}; "
+            f"is the archive fully extracted?"
+        )
     if not classes:
         raise DatasetNotFound(f"{root / 'train'} has no class folders; expected {root}/train/<class>/<image>")
     test_classes = sorted(d.name for d in os.scandir(root / "test") if d.is_dir() and not d.name.startswith("."))
@@ -260,7 +262,7 @@ def _image_tree_source(label: str, root: Path, expect_classes: int | None = None
     return _listed_source(label, root, classes, listing, extra_files=[])
 
 
-def _find_imagefolder(path: str, data_dir: Path) -> _Source:
+def _find_imagefolder(path: str, data_dir: Path) -> Source:
     candidates = [Path(path).expanduser()]
     if not candidates[0].is_absolute():
         candidates.append(data_dir / path)  # a relative path may also mean a folder in data_dir
@@ -268,22 +270,33 @@ def _find_imagefolder(path: str, data_dir: Path) -> _Source:
         if root.is_dir():
             return _image_tree_source(f"imagefolder-{root.resolve().name}", root.resolve())
     searched = ", ".join(str(c.resolve()) for c in candidates)
-    raise DatasetNotFound(f"image folder {path!r} not found. Searched: {searched}; "
-                          f"expected <path>/{{train,test}}/<class>/<image>")
+    raise DatasetNotFound(
+        f"image folder {path!r} not found. Searched: {searched}; expected <path>/{{train,test}}/<class>/<image>"
+    )
 
 
-def _find_tinyimagenet(data_dir: Path) -> _Source:
+def _find_tinyimagenet(data_dir: Path) -> Source:
     root = data_dir / "tiny-imagenet-200"
-    needed = [root / "wnids.txt", root / "words.txt", root / "train", root / "val" / "images",
-              root / "val" / "val_annotations.txt"]
+    needed = [
+        root / "wnids.txt",
+        root / "words.txt",
+        root / "train",
+        root / "val" / "images",
+        root / "val" / "val_annotations.txt",
+    ]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise DatasetNotFound(
             f"tinyimagenet not found. Searched {root}: "
-            + (f"missing {', '.join(missing)}" if root.is_dir() else "no such folder") + "\n"
+            + (f"missing {', '.join(missing)}" if root.is_dir() else "no such folder")
+            + "\n"
             "(tgkit downloads only CIFAR)\n"
-            + _remedies(data_dir, "tiny-imagenet-200-32px.tar.gz",
-                        f"unzip http://cs231n.stanford.edu/tiny-imagenet-200.zip into {data_dir}"))
+            + _remedies(
+                data_dir,
+                "tiny-imagenet-200-32px.tar.gz",
+                f"unzip http://cs231n.stanford.edu/tiny-imagenet-200.zip into {data_dir}",
+            )
+        )
     # Classes in sorted wnid order, the order of an ImageFolder over train/, which most code uses.
     wnids = sorted(line.strip() for line in (root / "wnids.txt").read_text().splitlines() if line.strip())
     words = {}
@@ -312,16 +325,16 @@ def _find_tinyimagenet(data_dir: Path) -> _Source:
     return _listed_source("tinyimagenet", root, classes, listing, extra)
 
 
-def _listed_source(label: str, root: Path, classes: list[str], listing: dict, extra_files: list[str]) -> _Source:
+def _listed_source(label: str, root: Path, classes: list[str], listing: dict, extra_files: list[str]) -> Source:
     def decode(progress: bool) -> dict:
         decoded = {"classes": classes}
         for split, (paths, labels) in listing.items():
-            decoded[f"{split}_x"] = _decode_images(paths, desc=f"decoding {label} {split}", progress=progress)
+            decoded[f"{split}_x"] = decoding.decode_images(paths, desc=f"decoding {label} {split}", progress=progress)
             decoded[f"{split}_y"] = torch.tensor(labels, dtype=torch.int64)
         return decoded
 
     files = listing["train"][0] + listing["test"][0] + extra_files
-    return _Source(label, root, files, decode)
+    return Source(label, root, files, decode)
 
 
 def _image_files(folder: str | Path) -> list[str]:
@@ -349,98 +362,3 @@ def _load_digits() -> dict:
     y = torch.from_numpy(digits.target.astype(np.int64))
     test, train = stratified_split(y, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
     return dict(classes=[str(c) for c in range(10)], train_x=x[train], train_y=y[train], test_x=x[test], test_y=y[test])
-
-
-# ----------------------------------------------------------------------------------------------
-# Decoding images, and the cache that makes it happen once
-
-
-def _decode_chunk(paths: list[str]) -> np.ndarray:
-    """Decode images to one uint8 array (N, H, W, 3); all must have the size of the first."""
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                # RGB whatever the file holds: TinyImageNet, for one, mixes in grayscale images.
-                images.append(np.asarray(image.convert("RGB")))
-        except OSError as error:  # PIL's UnidentifiedImageError is an OSError too
-            raise ValueError(f"cannot decode image {path}: {error}") from None
-        if images[-1].shape != images[0].shape:
-            raise ValueError(_size_mismatch(paths[0], images[0].shape, path, images[-1].shape))
-    return np.stack(images)
-
-
-def _size_mismatch(first: str, first_shape: tuple, other: str, other_shape: tuple) -> str:
-    return (f"images differ in size: {first} is {first_shape[1]}x{first_shape[0]} but {other} is "
-            f"{other_shape[1]}x{other_shape[0]}; resize them all to one size first, e.g. with PIL's "
-            f"Image.resize or ImageMagick's `mogrify -resize 32x32! '*.png'`")
-
-
-def _decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tensor:
-    """Decode image files to one uint8 tensor (N, 3, H, W), in chunks spread over the CPU cores.
-
-    Processes rather than threads: per small image, most of the time goes to Python code that holds
-    the interpreter lock, and threads measured slower than a plain loop.
-    """
-    chunks = [paths[i:i + _DECODE_CHUNK] for i in range(0, len(paths), _DECODE_CHUNK)]
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                  len(chunks))
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    bar = progress_bar(total=len(paths), desc=desc, unit="img", disable=not progress)
-    out = None
-    try:
-        arrays = pool.map(_decode_chunk, chunks) if pool else map(_decode_chunk, chunks)
-        start = 0
-        for chunk, array in zip(chunks, arrays):
-            if out is None:
-                out = np.empty((len(paths), array.shape[3], array.shape[1], array.shape[2]), dtype=np.uint8)
-            elif array.shape[1:] != (out.shape[2], out.shape[3], out.shape[1]):
-                raise ValueError(_size_mismatch(paths[0], (out.shape[2], out.shape[3]), chunk[0], array.shape[1:]))
-            out[start:start + len(chunk)] = array.transpose(0, 3, 1, 2)
-            start += len(chunk)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return torch.from_numpy(out)
-
-
-def _cache_path(source: _Source, data_dir: Path) -> Path:
-    """The cache file of a source: its name hashes what the decoded tensors depend on, so that new,
-    removed or modified files (count or newest mtime) lead to a new decode, not to stale data."""
-    newest = max((os.stat(f).st_mtime_ns for f in source.files), default=0)
-    key = f"{_CACHE_VERSION}|{source.label}|{source.root.resolve()}|{len(source.files)}|{newest}"
-    return data_dir / "cache" / f"{source.label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
-
-
-def _cached_decode(source: _Source, data_dir: Path, progress: bool) -> dict:
-    path = _cache_path(source, data_dir)
-    if path.is_file():
-        try:
-            return _check_decoded(load_checkpoint(path), path)
-        except (CheckpointError, ValueError) as error:
-            # Only a cache: decoding again loses nothing but time.
-            warnings.warn(f"ignoring the unreadable cache file {path} and decoding again: {error}", stacklevel=3)
-    decoded = _check_decoded(source.decode(progress), source.root)
-    try:
-        save_atomic(decoded, path)
-    except OSError as error:  # e.g. a read-only data folder: the data is still good, only slower next time
-        warnings.warn(f"could not write the cache file {path} ({error}); the next load will decode again",
-                      stacklevel=3)
-    return decoded
-
-
-def _check_decoded(decoded: object, origin: Path) -> dict:
-    """Check the structure of decoded data (fresh or from a cache) before anything relies on it."""
-    keys = ("classes", "train_x", "train_y", "test_x", "test_y")
-    if not isinstance(decoded, dict) or any(k not in decoded for k in keys):
-        raise ValueError(f"{origin}: expected a dict with keys {', '.join(keys)}")
-    num_classes = len(decoded["classes"])
-    for split in ("train", "test"):
-        x, y = decoded[f"{split}_x"], decoded[f"{split}_y"]
-        if x.dtype != torch.uint8 or x.ndim != 4 or len(x) != len(y) or len(y) == 0:
-            raise ValueError(f"{origin}: {split} images must be a non-empty uint8 (N, C, H, W) with one label each")
-        if int(y.min()) < 0 or int(y.max()) >= num_classes:
-            raise ValueError(f"{origin}: {split} labels must lie in 0..{num_classes - 1}")
-    return decoded

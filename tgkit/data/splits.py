@@ -4,6 +4,7 @@ Every pick takes the same share of each class, chosen at random by a seed of its
 sorted indices, so that a subset reads like the original split. Same labels and seed, same indices,
 on every machine.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,7 @@ def stratified_pick(labels: torch.Tensor, count: Callable[[int], int], seed: int
     picked = []
     for c in torch.unique(labels).tolist():
         members = torch.nonzero(labels == c).flatten()
-        picked.append(members[torch.randperm(len(members), generator=generator)[:count(len(members))]])
+        picked.append(members[torch.randperm(len(members), generator=generator)[: count(len(members))]])
     # Sorting keeps the source order, so that a subset reads like the original split.
     return torch.sort(torch.cat(picked)).values
 
@@ -37,7 +38,8 @@ def stratified_subset(labels: torch.Tensor, size: int, num_classes: int, seed: i
     if per_class < 1:
         raise ValueError(f"{what}={size!r}: need an integer >= {num_classes} (at least one image per class)")
     if per_class > int(available.min()):
-        raise ValueError(f"{what}={size} asks for {per_class} images per class, but the split has "
-                         f"{len(labels)} images and its smallest class only {int(available.min())}")
+        raise ValueError(
+            f"{what}={size} asks for {per_class} images per class, but the split has "
+            f"{len(labels)} images and its smallest class only {int(available.min())}"
+        )
     return stratified_pick(labels, lambda n: per_class, seed)
-

@@ -10,6 +10,7 @@
 The tables of what masks do per layer are `tgkit.mask_analysis`'s, beside the masks. The file helpers
 of `output` are importable from here: `report.save_figure`, `report.save_table`, `report.figures_dir`.
 """
+
 from tgkit.report.output import (
     DATASET_NOTES,
     PACKAGES,
@@ -25,5 +26,17 @@ from tgkit.report.output import (
     write_manifest,
 )
 
-__all__ = ["DATASET_NOTES", "PACKAGES", "REPO_ROOT", "StageClock", "dataset_note", "figures_dir", "git_commit",
-           "package_versions", "provenance", "save_figure", "save_table", "write_manifest"]
+__all__ = [
+    "DATASET_NOTES",
+    "PACKAGES",
+    "REPO_ROOT",
+    "StageClock",
+    "dataset_note",
+    "figures_dir",
+    "git_commit",
+    "package_versions",
+    "provenance",
+    "save_figure",
+    "save_table",
+    "write_manifest",
+]

@@ -1,9 +1,10 @@
 """The dense networks of notebook 01: how each learned (loss and accuracy per epoch) and where it ended.
 
-    history_table(results)                  one row per network and epoch
-    plot_learning_curves(history)           loss (left) and accuracy (right) per epoch
-    dense_networks_table(config, teacher=, student=)   one row per dense network: size, epochs, accuracies
+history_table(results)                  one row per network and epoch
+plot_learning_curves(history)           loss (left) and accuracy (right) per epoch
+dense_networks_table(config, teacher=, student=)   one row per dense network: size, epochs, accuracies
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -20,8 +21,9 @@ def history_table(results: Mapping[str, dict]) -> pd.DataFrame:
     """The per-epoch history of each trained network, `results` mapping a network's name to its result
     (`Experiment.teacher_result()`, ...): network, epoch, loss, ce, kd, train_accuracy, val_accuracy, lr, seconds."""
     rows = [{"network": network, **epoch} for network, result in results.items() for epoch in result["history"]]
-    return pd.DataFrame(rows, columns=["network", "epoch", "loss", "ce", "kd", "train_accuracy", "val_accuracy",
-                                       "lr", "seconds"])
+    return pd.DataFrame(
+        rows, columns=["network", "epoch", "loss", "ce", "kd", "train_accuracy", "val_accuracy", "lr", "seconds"]
+    )
 
 
 def plot_learning_curves(history: pd.DataFrame) -> Figure:
@@ -35,11 +37,13 @@ def plot_learning_curves(history: pd.DataFrame) -> Figure:
     for (network, epochs), color in zip(history.groupby("network", sort=False), sns.color_palette()):
         loss_axes.plot(epochs["epoch"], epochs["loss"], color=color, label=f"{network}: training loss")
         if (epochs["kd"] > 0).any():
-            loss_axes.plot(epochs["epoch"], epochs["ce"], color=color, linestyle="--",
-                           label=f"{network}: its cross-entropy part")
+            loss_axes.plot(
+                epochs["epoch"], epochs["ce"], color=color, linestyle="--", label=f"{network}: its cross-entropy part"
+            )
         accuracy_axes.plot(epochs["epoch"], epochs["val_accuracy"], color=color, label=f"{network}: validation")
-        accuracy_axes.plot(epochs["epoch"], epochs["train_accuracy"], color=color, linestyle="--",
-                           label=f"{network}: training")
+        accuracy_axes.plot(
+            epochs["epoch"], epochs["train_accuracy"], color=color, linestyle="--", label=f"{network}: training"
+        )
     loss_axes.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="accuracy per epoch")
     for axes in (loss_axes, accuracy_axes):
@@ -56,12 +60,18 @@ def dense_networks_table(config: RunConfig, *, teacher: dict, student: dict) -> 
     rows = []
     for network, spec, result in (("teacher", config.teacher, teacher), ("dense student", config.student, student)):
         history = result["history"]
-        rows.append({
-            "network": network, "architecture": spec.arch, "width": spec.width,
-            "parameters": sum(p.numel() for p in result["model"].parameters()),
-            "epochs": len(history), "final_train_accuracy": history[-1]["train_accuracy"],
-            "best_val_accuracy": max(epoch["val_accuracy"] for epoch in history),
-            "test_accuracy": result["test_accuracy"], "training_minutes": result["seconds"] / 60,
-            "cached": result["cached"],
-        })
+        rows.append(
+            {
+                "network": network,
+                "architecture": spec.arch,
+                "width": spec.width,
+                "parameters": sum(p.numel() for p in result["model"].parameters()),
+                "epochs": len(history),
+                "final_train_accuracy": history[-1]["train_accuracy"],
+                "best_val_accuracy": max(epoch["val_accuracy"] for epoch in history),
+                "test_accuracy": result["test_accuracy"],
+                "training_minutes": result["seconds"] / 60,
+                "cached": result["cached"],
+            }
+        )
     return pd.DataFrame(rows)

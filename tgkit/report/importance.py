@@ -10,6 +10,7 @@ threshold, the fraction of each layer kept, and the agreement of the criteria.
 The tables behind the bars are `mask_analysis.layer_table`'s. Criteria are labelled as
 `scorer.CRITERIA` names them, in the same colour in every figure.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,20 +32,19 @@ LOWEST_DECADE = -8.0
 
 
 def label(criterion: str) -> str:
-    """"teacher_guided" -> "teacher-guided": a criterion as figures and tables name it."""
+    """ "teacher_guided" -> "teacher-guided": a criterion as figures and tables name it."""
     return CRITERIA[criterion].label if criterion in CRITERIA else criterion
 
 
 def short_name(layer: str) -> str:
-    """"layer2.0.conv1.weight" -> "layer2.0.conv1": the module, as the figures label it."""
+    """ "layer2.0.conv1.weight" -> "layer2.0.conv1": the module, as the figures label it."""
     return layer.removesuffix(".weight")
 
 
 def _labelled(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple]]:
     """The table with short layer names and readable criteria, and one colour per criterion (in
     table order), so that every figure gives a criterion the same colour."""
-    table = table.assign(layer=table["layer"].map(short_name),
-                         criterion=table["criterion"].map(label))
+    table = table.assign(layer=table["layer"].map(short_name), criterion=table["criterion"].map(label))
     return table, dict(zip(dict.fromkeys(table["criterion"]), sns.color_palette()))
 
 
@@ -54,12 +54,18 @@ def relative_log_scores(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor
     `LOWEST_DECADE` (zeros included) are raised to it."""
     threshold = min(scores[name][mask].min() for name, mask in masks.items() if mask.any())
     threshold = threshold.double().clamp_min(torch.finfo(torch.float32).tiny)  # nothing pruned, lowest score 0
-    return {name: torch.log10(score.double() / threshold).clamp_min(LOWEST_DECADE).float()
-            for name, score in scores.items()}
+    return {
+        name: torch.log10(score.double() / threshold).clamp_min(LOWEST_DECADE).float() for name, score in scores.items()
+    }
 
 
-def plot_score_distributions(scores: Mapping[str, dict[str, Tensor]], masks: Mapping[str, dict[str, Tensor]], *,
-                             sample_per_layer: int = 4000, seed: int = 0) -> Figure:
+def plot_score_distributions(
+    scores: Mapping[str, dict[str, Tensor]],
+    masks: Mapping[str, dict[str, Tensor]],
+    *,
+    sample_per_layer: int = 4000,
+    seed: int = 0,
+) -> Figure:
     """One panel per criterion: a box per layer of log10(score / global threshold); the red line at
     0 is the threshold, so the part of a box left of it is pruned. At most `sample_per_layer` scores
     per layer are drawn (a seeded random sample), which keeps paper-scale networks quick to plot."""
@@ -73,19 +79,23 @@ def plot_score_distributions(scores: Mapping[str, dict[str, Tensor]], masks: Map
             if values.numel() > sample_per_layer:
                 values = values[torch.randperm(values.numel(), generator=generator)[:sample_per_layer]]
             samples.append(values.numpy())
-        axes.boxplot(samples, orientation="horizontal", tick_labels=[short_name(layer) for layer in relative],
-                     flierprops={"markersize": 1})
+        axes.boxplot(
+            samples,
+            orientation="horizontal",
+            tick_labels=[short_name(layer) for layer in relative],
+            flierprops={"markersize": 1},
+        )
         axes.axvline(0, color="red", linewidth=1)
-        axes.set(title=label(criterion), xlabel="log10(score / global threshold)",
-                 ylabel="")
+        axes.set(title=label(criterion), xlabel="log10(score / global threshold)", ylabel="")
         axes.grid(alpha=0.3, axis="x")
     axes_row[0][0].invert_yaxis()  # the first layer on top (the panels share their y axis)
     figure.tight_layout()
     return figure
 
 
-def plot_layer_scores(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], layer: str, *,
-                      ax: Axes | None = None) -> Axes:
+def plot_layer_scores(
+    scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], layer: str, *, ax: Axes | None = None
+) -> Axes:
     """Histogram of one layer's log10(score / global threshold): kept weights blue, pruned ones orange."""
     axes = ax or plt.subplots(figsize=(5, 3.5))[1]
     relative = relative_log_scores(scores, masks)[layer].reshape(-1).numpy()
@@ -94,8 +104,9 @@ def plot_layer_scores(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor],
     axes.hist(relative[kept], bins=bins, color="C0", label=f"kept ({kept.sum()})")
     axes.hist(relative[~kept], bins=bins, color="C1", label=f"pruned ({(~kept).sum()})")
     axes.axvline(0, color="red", linewidth=1)
-    axes.set(title=f"{short_name(layer)}: {kept.mean():.1%} kept", xlabel="log10(score / global threshold)",
-             ylabel="weights")
+    axes.set(
+        title=f"{short_name(layer)}: {kept.mean():.1%} kept", xlabel="log10(score / global threshold)", ylabel="weights"
+    )
     axes.legend(fontsize="small")
     return axes
 
@@ -117,15 +128,15 @@ def plot_kept_fraction(table: pd.DataFrame, *, title: str = "", ax: Axes | None 
     return axes
 
 
-def plot_mask_overlap(table: pd.DataFrame, *, reference: str = "teacher_guided", title: str = "",
-                      ax: Axes | None = None) -> Axes:
+def plot_mask_overlap(
+    table: pd.DataFrame, *, reference: str = "teacher_guided", title: str = "", ax: Axes | None = None
+) -> Axes:
     """Bars of each layer's Jaccard overlap of the other criteria's kept weights with the `reference`'s."""
     axes = ax or plt.subplots(figsize=(11, 4))[1]
     labelled, palette = _labelled(table)
     others = labelled[table["criterion"] != reference]
     sns.barplot(data=others, x="layer", y="overlap", hue="criterion", palette=palette, ax=axes)
-    axes.set(ylim=(0, 1.05), xlabel="", title=title,
-             ylabel=f"Jaccard overlap with {label(reference)}")
+    axes.set(ylim=(0, 1.05), xlabel="", title=title, ylabel=f"Jaccard overlap with {label(reference)}")
     _finish_bar_axes(axes)
     return axes
 
@@ -137,8 +148,9 @@ def _finish_bar_axes(axes: Axes) -> None:
     axes.grid(alpha=0.3, axis="y")
 
 
-def plot_explorer(model, scores: Mapping[str, Mapping[str, Tensor]], sparsity: float, criterion: str,
-                  layer: str) -> Figure:
+def plot_explorer(
+    model, scores: Mapping[str, Mapping[str, Tensor]], sparsity: float, criterion: str, layer: str
+) -> Figure:
     """Notebook 02's explorer at one setting: the masks of every criterion at `sparsity` (over all weights)
     from the cached `scores`; `layer`'s scores by `criterion` (top left), each layer's agreement with the
     teacher-guided mask (top right), and the fraction of every layer kept (bottom)."""

@@ -18,6 +18,7 @@ minutes per stage, sparsity against time, and COLT's prune rate per round.
 The paper's own minutes (`paper_latency`) are a separate reference table, never mixed into these;
 `beside_paper` puts the two side by side, labelled.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -40,33 +41,41 @@ COLUMNS = ("method", "stage", "round", "seconds", "includes", "source", "device"
 INCLUDES = {
     TEACHER_STAGE: "training epochs with a validation pass each and a checkpoint each, test evaluation",
     "dense student": "training epochs (KD from the teacher if configured) with a validation pass and a "
-                     "checkpoint each, test evaluation",
+    "checkpoint each, test evaluation",
     "scoring": "loading teacher and student from the run cache, E_acc epochs of forward/backward passes "
-               "accumulating the importance scores",
+    "accumulating the importance scores",
     "pruning": "one global threshold over the scores (masker.global_masks)",
     "retraining": "sparsity-aware retraining with a validation pass and a checkpoint each epoch, saving and "
-                  "testing the pruned network",
+    "testing the pruned network",
     "round training": "training every block network on its classes under the shared mask, a validation pass "
-                      "each epoch (no checkpoints)",
+    "each epoch (no checkpoints)",
     "round pruning": "magnitude scores and one global threshold per block network",
     "round merge": "AND of the block masks (trimmed to land on the target in the last round), rewinding every "
-                   "network to theta0",
+    "network to theta0",
     "ticket training": "(mask, theta0) with a fresh C-way head trained on the full data under the mask, test "
-                       "evaluation",
+    "evaluation",
 }
 
 
 def _row(method: str, stage: str, seconds: float, cached: bool, device: str, round_index: int | None = None) -> dict:
-    return {"method": method, "stage": stage, "round": round_index, "seconds": float(seconds),
-            "includes": INCLUDES[stage], "source": FROM_CACHE if cached else MEASURED_NOW, "device": device}
+    return {
+        "method": method,
+        "stage": stage,
+        "round": round_index,
+        "seconds": float(seconds),
+        "includes": INCLUDES[stage],
+        "source": FROM_CACHE if cached else MEASURED_NOW,
+        "device": device,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
 # stage rows of each method
 
 
-def one_shot_stages(timings: list[dict], pruned: dict, *, criterion: str = "teacher_guided",
-                    method: str = ONE_SHOT) -> list[dict]:
+def one_shot_stages(
+    timings: list[dict], pruned: dict, *, criterion: str = "teacher_guided", method: str = ONE_SHOT
+) -> list[dict]:
     """The one-shot method's five stages from `Experiment.timings` and the `pruned_result` they led to.
 
     `timings` has a row per stage ({"stage", "id", "seconds", "cached", "device"}); rows of one stage
@@ -91,6 +100,7 @@ def one_shot_stages(timings: list[dict], pruned: dict, *, criterion: str = "teac
 def _stage_use(timings: list[dict], stage: str, *, stage_id: str | None = None, seconds: float | None = None) -> dict:
     """The one computation of `stage` behind the rows of `timings` (the one with `stage_id`, else with
     `seconds`, when given): its seconds, device, and whether every row read it from the cache."""
+
     def chosen(row: dict) -> bool:
         if stage_id is not None and "id" in row:
             return row["id"] == stage_id
@@ -98,11 +108,15 @@ def _stage_use(timings: list[dict], stage: str, *, stage_id: str | None = None, 
 
     rows = [row for row in timings if row["stage"] == stage and chosen(row)]
     if not rows:
-        raise ValueError(f"no {stage!r} stage among the experiment's timings {sorted({r['stage'] for r in timings})}: "
-                         f"compute the pruned result with this Experiment before building the latency table.")
+        raise ValueError(
+            f"no {stage!r} stage among the experiment's timings {sorted({r['stage'] for r in timings})}: "
+            f"compute the pruned result with this Experiment before building the latency table."
+        )
     if len({(row["seconds"], row["device"]) for row in rows}) > 1:
-        raise ValueError(f"the experiment's timings hold several {stage!r} computations (different settings); "
-                         f"use an Experiment that ran one configuration for the latency comparison.")
+        raise ValueError(
+            f"the experiment's timings hold several {stage!r} computations (different settings); "
+            f"use an Experiment that ran one configuration for the latency comparison."
+        )
     return {"seconds": rows[0]["seconds"], "device": rows[0]["device"], "cached": all(row["cached"] for row in rows)}
 
 
@@ -112,8 +126,11 @@ def colt_stages(result: dict) -> list[dict]:
     method = result["method"]
     rows = []
     for record in result["rounds"]:
-        for stage, key in (("round training", "training_seconds"), ("round pruning", "pruning_seconds"),
-                           ("round merge", "merge_seconds")):
+        for stage, key in (
+            ("round training", "training_seconds"),
+            ("round pruning", "pruning_seconds"),
+            ("round merge", "merge_seconds"),
+        ):
             if record[key] > 0:
                 rows.append(_row(method, stage, record[key], record["cached"], record["device"], record["round"]))
     ticket = result["ticket"]
@@ -126,24 +143,39 @@ def colt_stages(result: dict) -> list[dict]:
 
 
 # What `rounds_table` shows, in order; `run_colt`'s round records hold the same keys.
-ROUND_COLUMNS = ("round", "method", "sparsity_all", "sparsity_prunable", "remaining_weights", "effective_prune_rate",
-                 "trimmed", "block_val_accuracy", "mean_block_val_accuracy", "training_seconds", "pruning_seconds",
-                 "merge_seconds", "seconds", "cumulative_seconds", "device", "cached")
+ROUND_COLUMNS = (
+    "round",
+    "method",
+    "sparsity_all",
+    "sparsity_prunable",
+    "remaining_weights",
+    "effective_prune_rate",
+    "trimmed",
+    "block_val_accuracy",
+    "mean_block_val_accuracy",
+    "training_seconds",
+    "pruning_seconds",
+    "merge_seconds",
+    "seconds",
+    "cumulative_seconds",
+    "device",
+    "cached",
+)
 
 
 def rounds_table(result: dict) -> pd.DataFrame:
     """One row per round of a `run_colt` result (see `ROUND_COLUMNS`), with the cumulative seconds at
     the end of each round (for sparsity against time) and the mean best validation accuracy of the
     block networks (NaN where a round trained none: the last one)."""
-    table = pd.DataFrame(result["rounds"], columns=[c for c in ROUND_COLUMNS if c not in
-                                                    ("method", "mean_block_val_accuracy", "cumulative_seconds")])
+    table = pd.DataFrame(
+        result["rounds"],
+        columns=[c for c in ROUND_COLUMNS if c not in ("method", "mean_block_val_accuracy", "cumulative_seconds")],
+    )
     table["method"] = result["method"]
     table["mean_block_val_accuracy"] = [sum(a) / len(a) if a else float("nan") for a in table["block_val_accuracy"]]
     table["cumulative_seconds"] = table["seconds"].cumsum()
     table["effective_prune_rate"] = table["effective_prune_rate"].astype(float)
     return table[list(ROUND_COLUMNS)]
-
-
 
 
 def latency_table(*stage_lists: list[dict]) -> pd.DataFrame:
@@ -180,8 +212,11 @@ def latency_summary(table: pd.DataFrame, method: str, *, baseline: str = ONE_SHO
     without_teacher = with_teacher - float(teacher)
     devices = sorted(set(rows["device"]))
     if len(devices) > 1:
-        warnings.warn(f"the stages ran on several devices {devices}: their ratio is not a latency comparison; "
-                      f"recompute the cached stages on one device (a fresh run folder).", stacklevel=2)
+        warnings.warn(
+            f"the stages ran on several devices {devices}: their ratio is not a latency comparison; "
+            f"recompute the cached stages on one device (a fresh run folder).",
+            stacklevel=2,
+        )
     return {
         "method": method,
         "baseline": baseline,
@@ -198,43 +233,78 @@ def latency_summary(table: pd.DataFrame, method: str, *, baseline: str = ONE_SHO
 def accuracy_at_target(pruned: dict, *iterative: dict, baseline: str = ONE_SHOT) -> pd.DataFrame:
     """Test accuracy and sparsity of the one-shot `pruned` result and of each `colt.run_colt` result:
     the accuracy side of the comparison, at (as close as the methods land to) the same sparsity."""
-    rows = [{"method": baseline, "sparsity_all": pruned["sparsity_all"],
-             "sparsity_prunable": pruned["sparsity_prunable"], "test_accuracy": pruned["test_accuracy"]}]
+    rows = [
+        {
+            "method": baseline,
+            "sparsity_all": pruned["sparsity_all"],
+            "sparsity_prunable": pruned["sparsity_prunable"],
+            "test_accuracy": pruned["test_accuracy"],
+        }
+    ]
     for result in iterative:
         ticket = result["ticket"]
-        rows.append({"method": result["method"], "sparsity_all": ticket["sparsity_all"],
-                     "sparsity_prunable": ticket["sparsity_prunable"], "test_accuracy": ticket["test_accuracy"]})
+        rows.append(
+            {
+                "method": result["method"],
+                "sparsity_all": ticket["sparsity_all"],
+                "sparsity_prunable": ticket["sparsity_prunable"],
+                "test_accuracy": ticket["test_accuracy"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def per_stage(table: pd.DataFrame) -> pd.DataFrame:
     """One row per method and stage of a `latency_table` (COLT's rounds added up): how many rows it sums,
     the seconds, what they include, where they come from and on which device."""
-    return table.groupby(["method", "stage"], sort=False).agg(
-        rows=("seconds", "size"), seconds=("seconds", "sum"), includes=("includes", "first"),
-        source=("source", lambda s: " + ".join(sorted(set(s)))), device=("device", lambda d: " + ".join(sorted(set(d))))
-    ).reset_index()
+    return (
+        table.groupby(["method", "stage"], sort=False)
+        .agg(
+            rows=("seconds", "size"),
+            seconds=("seconds", "sum"),
+            includes=("includes", "first"),
+            source=("source", lambda s: " + ".join(sorted(set(s)))),
+            device=("device", lambda d: " + ".join(sorted(set(d)))),
+        )
+        .reset_index()
+    )
 
 
 def training_policy(config: RunConfig, iterative: list[ColtConfig], images: int) -> pd.DataFrame:
     """What each side trains, with which budget: one row per stage of the one-shot method and of every
     iterative baseline (epochs, batch size, lr, schedule, a note); a latency comparison means little
     without it. `images`: training images per epoch."""
+
     def row(method: str, stage: str, training, note: str) -> dict:
         # scoring takes no optimizer step, so it has no learning rate or schedule
-        return {"method": method, "stage": stage, "epochs": training.epochs, "batch_size": training.batch_size,
-                "lr": getattr(training, "lr", "-"), "schedule": getattr(training, "schedule", "-"), "note": note}
+        return {
+            "method": method,
+            "stage": stage,
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "lr": getattr(training, "lr", "-"),
+            "schedule": getattr(training, "schedule", "-"),
+            "note": note,
+        }
 
     teacher = f"{config.teacher.arch} w{config.teacher.width}, {images} images/epoch"
     student = f"{config.student.arch} w{config.student.width}, {'KD from the teacher' if config.student_kd else 'CE'}"
-    rows = [row(ONE_SHOT, TEACHER_STAGE, config.teacher_training, teacher),
-            row(ONE_SHOT, "dense student", config.student_training, student),
-            row(ONE_SHOT, "scoring", config.scoring, "forward/backward passes only, no optimizer step"),
-            row(ONE_SHOT, "retraining", config.retraining, f"KD at T={config.kd.temperature:g}, once")]
+    rows = [
+        row(ONE_SHOT, TEACHER_STAGE, config.teacher_training, teacher),
+        row(ONE_SHOT, "dense student", config.student_training, student),
+        row(ONE_SHOT, "scoring", config.scoring, "forward/backward passes only, no optimizer step"),
+        row(ONE_SHOT, "retraining", config.retraining, f"KD at T={config.kd.temperature:g}, once"),
+    ]
     for settings in iterative:
-        rows += [row(settings.method, "round training", settings.round_training,
-                     f"every round; {settings.partitions} network(s), {images} images/epoch together"),
-                 row(settings.method, "ticket training", settings.final_training, f"once, {images} images/epoch")]
+        rows += [
+            row(
+                settings.method,
+                "round training",
+                settings.round_training,
+                f"every round; {settings.partitions} network(s), {images} images/epoch together",
+            ),
+            row(settings.method, "ticket training", settings.final_training, f"once, {images} images/epoch"),
+        ]
     return pd.DataFrame(rows)
 
 
@@ -242,17 +312,40 @@ def beside_paper(summary: dict, pruned: dict, *, dataset: str, profile: str, dev
     """The paper's minutes (`paper_latency`) and ours (a `latency_summary` of COLT against one-shot, and
     the one-shot `pruned` result) in one table, a row each, "who" saying whose. The paper's one-shot
     minutes are not split into stages, so only ours exist without the teacher."""
-    theirs = paper_latency().assign(who="paper (theirs)", device="the authors' hardware",
-                                    one_shot_minutes_excluding_teacher=float("nan"),
-                                    ratio_excluding_teacher=float("nan"))
-    ours = pd.DataFrame([{"who": "ours", "dataset": f"{dataset} ({profile} profile)", "sparsity_all": pruned["sparsity_all"],
-                          "one_shot_minutes": summary["baseline_seconds_including_teacher"] / 60,
-                          "one_shot_minutes_excluding_teacher": summary["baseline_seconds_excluding_teacher"] / 60,
-                          "colt_minutes": summary["method_seconds"] / 60, "ratio": summary["ratio_including_teacher"],
-                          "ratio_excluding_teacher": summary["ratio_excluding_teacher"], "device": device}])
+    theirs = paper_latency().assign(
+        who="paper (theirs)",
+        device="the authors' hardware",
+        one_shot_minutes_excluding_teacher=float("nan"),
+        ratio_excluding_teacher=float("nan"),
+    )
+    ours = pd.DataFrame(
+        [
+            {
+                "who": "ours",
+                "dataset": f"{dataset} ({profile} profile)",
+                "sparsity_all": pruned["sparsity_all"],
+                "one_shot_minutes": summary["baseline_seconds_including_teacher"] / 60,
+                "one_shot_minutes_excluding_teacher": summary["baseline_seconds_excluding_teacher"] / 60,
+                "colt_minutes": summary["method_seconds"] / 60,
+                "ratio": summary["ratio_including_teacher"],
+                "ratio_excluding_teacher": summary["ratio_excluding_teacher"],
+                "device": device,
+            }
+        ]
+    )
     table = pd.concat([theirs, ours], ignore_index=True)[
-        ["who", "dataset", "sparsity_all", "one_shot_minutes", "one_shot_minutes_excluding_teacher", "colt_minutes",
-         "ratio", "ratio_excluding_teacher", "device"]]
+        [
+            "who",
+            "dataset",
+            "sparsity_all",
+            "one_shot_minutes",
+            "one_shot_minutes_excluding_teacher",
+            "colt_minutes",
+            "ratio",
+            "ratio_excluding_teacher",
+            "device",
+        ]
+    ]
     table.attrs["source"] = theirs.attrs.get("source", paper.LATENCY_SOURCE)
     return table
 
@@ -282,13 +375,34 @@ def plot_sparsity_vs_time(iterative: list[dict], summaries: list[dict], pruned: 
         minutes = [0.0, *(steps["cumulative_seconds"] / 60)]
         sparsity = [0.0, *steps["sparsity_all"]]
         (line,) = axes.plot(minutes, sparsity, marker="o", markersize=4, label=f"{result['method']}: rounds")
-        axes.plot([minutes[-1], summary["method_seconds"] / 60], [sparsity[-1]] * 2, color=line.get_color(),
-                  linestyle="--", marker="s", label=f"{result['method']}: ticket training")
+        axes.plot(
+            [minutes[-1], summary["method_seconds"] / 60],
+            [sparsity[-1]] * 2,
+            color=line.get_color(),
+            linestyle="--",
+            marker="s",
+            label=f"{result['method']}: ticket training",
+        )
     one_shot = summaries[0]
-    axes.scatter([one_shot["baseline_seconds_excluding_teacher"] / 60], [pruned["sparsity_all"]], marker="*", s=200,
-                 color="black", zorder=3, label="one-shot, without the teacher's training")
-    axes.scatter([one_shot["baseline_seconds_including_teacher"] / 60], [pruned["sparsity_all"]], marker="*", s=200,
-                 facecolors="none", edgecolors="black", zorder=3, label="one-shot, with the teacher's training")
+    axes.scatter(
+        [one_shot["baseline_seconds_excluding_teacher"] / 60],
+        [pruned["sparsity_all"]],
+        marker="*",
+        s=200,
+        color="black",
+        zorder=3,
+        label="one-shot, without the teacher's training",
+    )
+    axes.scatter(
+        [one_shot["baseline_seconds_including_teacher"] / 60],
+        [pruned["sparsity_all"]],
+        marker="*",
+        s=200,
+        facecolors="none",
+        edgecolors="black",
+        zorder=3,
+        label="one-shot, with the teacher's training",
+    )
     axes.set(xlabel="cumulative wall-clock (minutes)", ylabel="sparsity over all weights", ylim=(0, 1.02), title=title)
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.grid(alpha=0.3)
@@ -305,16 +419,30 @@ def plot_prune_rate(iterative: list[dict], settings: list[ColtConfig]) -> Figure
     for index, (result, config) in enumerate(zip(iterative, settings)):
         steps = rounds_table(result).query("round > 0")  # round 0 only trains
         offset = (index - (len(iterative) - 1) / 2) * width
-        axes.bar(steps["round"] + offset, steps["effective_prune_rate"], width=width, label=result["method"],
-                 edgecolor=["red" if trimmed else "none" for trimmed in steps["trimmed"]])
+        axes.bar(
+            steps["round"] + offset,
+            steps["effective_prune_rate"],
+            width=width,
+            label=result["method"],
+            edgecolor=["red" if trimmed else "none" for trimmed in steps["trimmed"]],
+        )
         if config.partitions > 1:
             disagreeing = 1 - (1 - config.prune_rate) ** config.partitions
-            axes.axhline(config.prune_rate, color="grey", linestyle=":", linewidth=1,
-                         label=f"{config.prune_rate:.0%}: the networks agree on every weight")
-            axes.axhline(disagreeing, color="grey", linestyle="--", linewidth=1,
-                         label=f"{disagreeing:.2%}: they agree on none")
-    axes.set(xlabel="round (red edge: the last round, trimmed to land on the target)", ylabel="removed / remaining",
-             title="effective prune rate per round")
+            axes.axhline(
+                config.prune_rate,
+                color="grey",
+                linestyle=":",
+                linewidth=1,
+                label=f"{config.prune_rate:.0%}: the networks agree on every weight",
+            )
+            axes.axhline(
+                disagreeing, color="grey", linestyle="--", linewidth=1, label=f"{disagreeing:.2%}: they agree on none"
+            )
+    axes.set(
+        xlabel="round (red edge: the last round, trimmed to land on the target)",
+        ylabel="removed / remaining",
+        title="effective prune rate per round",
+    )
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     return figure

@@ -4,6 +4,7 @@ in either order of normalising the logits and dividing them by T.
     ca_kld_by_temperature(student_logits, teacher_logits, temperatures)   one row per order and T
     plot_ca_kld_by_temperature(table)                                    CA-KLD and T^2 * CA-KLD against T
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -17,8 +18,9 @@ from torch import Tensor
 from tgkit import losses
 
 
-def ca_kld_by_temperature(student_logits: Tensor, teacher_logits: Tensor, temperatures: Iterable[float], *,
-                          beta: float = 0.5) -> pd.DataFrame:
+def ca_kld_by_temperature(
+    student_logits: Tensor, teacher_logits: Tensor, temperatures: Iterable[float], *, beta: float = 0.5
+) -> pd.DataFrame:
     """CA-KLD of the same logits at each temperature, in both orders (`losses.ORDERS`).
 
     Columns: order, temperature, ca_kld, scaled_ca_kld (T^2 * CA-KLD, the distillation term of the
@@ -31,8 +33,15 @@ def ca_kld_by_temperature(student_logits: Tensor, teacher_logits: Tensor, temper
             logits = student_logits.detach().clone().requires_grad_(True)
             kd = losses.ca_kld(logits, teacher_logits.detach(), temperature, beta, order)
             (gradient,) = torch.autograd.grad(temperature**2 * kd, logits)
-            rows.append({"order": order, "temperature": float(temperature), "ca_kld": kd.item(),
-                         "scaled_ca_kld": temperature**2 * kd.item(), "scaled_gradient_norm": gradient.norm().item()})
+            rows.append(
+                {
+                    "order": order,
+                    "temperature": float(temperature),
+                    "ca_kld": kd.item(),
+                    "scaled_ca_kld": temperature**2 * kd.item(),
+                    "scaled_gradient_norm": gradient.norm().item(),
+                }
+            )
     return pd.DataFrame(rows)
 
 

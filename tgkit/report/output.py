@@ -6,6 +6,7 @@ repeat the numbers: the git commit, package versions, the device, the profile, t
 wall-clock of every stage, timed with `StageClock` (GPU synchronised, `device.stopwatch`), and what
 differs in our copy of the dataset.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,7 +32,7 @@ PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", 
 # what a reader of the numbers must know about our copies of the data
 DATASET_NOTES = {
     "cifar10": "CIFAR-10 from a JPEG-recompressed copy (quality 75): expect accuracies slightly below those "
-               "published on the original images.",
+    "published on the original images.",
     "tinyimagenet": "TinyImageNet-200 from a 32 px copy, not the official 64 px.",
 }
 
@@ -98,10 +99,16 @@ def git_commit() -> str:
     """HEAD of the kit's repository, "-dirty" when tracked files changed; where there is no git (a copy
     of the tree on a GPU node), $TGKIT_GIT_COMMIT, else "unknown"."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("TGKIT_GIT_COMMIT") or "unknown"
@@ -117,15 +124,32 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write_manifest(folder: Path, notebook: str, *, profile: str, dataset: str, seed: int, device: str,
-                   clock: StageClock, config=None, **extra) -> Path:
+def write_manifest(
+    folder: Path,
+    notebook: str,
+    *,
+    profile: str,
+    dataset: str,
+    seed: int,
+    device: str,
+    clock: StageClock,
+    config=None,
+    **extra,
+) -> Path:
     """Write `<notebook>.manifest.json` beside the notebook's figures and tables."""
     manifest = {
-        "notebook": notebook, "profile": profile, "dataset": dataset, "dataset_note": dataset_note(dataset),
-        "seed": seed, "device": device,
-        "git_commit": git_commit(), "packages": package_versions(),
+        "notebook": notebook,
+        "profile": profile,
+        "dataset": dataset,
+        "dataset_note": dataset_note(dataset),
+        "seed": seed,
+        "device": device,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "stage_seconds": clock.seconds, "total_seconds": sum(clock.seconds.values()),
-        "config": asdict(config) if is_dataclass(config) else config, **extra,
+        "stage_seconds": clock.seconds,
+        "total_seconds": sum(clock.seconds.values()),
+        "config": asdict(config) if is_dataclass(config) else config,
+        **extra,
     }
     return checkpoint.write_json_atomic(manifest, folder / f"{Path(notebook).stem}.manifest.json")

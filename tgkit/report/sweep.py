@@ -9,6 +9,7 @@ and our numbers beside the paper's.
 The paper's numbers come from `tgkit.paper` and are only ever placed beside ours, in columns named
 "paper", never mixed into our tables.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -41,9 +42,13 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     over the seeds; NaN with one seed).
     """
     grouped = table.groupby(SUMMARY_KEYS, dropna=False, sort=False)
-    summary = grouped.agg(seeds=("seed", "nunique"), sparsity_all=("sparsity_all", "mean"),
-                          sparsity_prunable=("sparsity_prunable", "mean"), test_accuracy=("test_accuracy", "mean"),
-                          test_accuracy_std=("test_accuracy", "std"))
+    summary = grouped.agg(
+        seeds=("seed", "nunique"),
+        sparsity_all=("sparsity_all", "mean"),
+        sparsity_prunable=("sparsity_prunable", "mean"),
+        test_accuracy=("test_accuracy", "mean"),
+        test_accuracy_std=("test_accuracy", "std"),
+    )
     return summary.reset_index()
 
 
@@ -66,17 +71,28 @@ def plot_accuracy(table: pd.DataFrame, *, title: str = "", ax: Axes | None = Non
     """
     axes = ax or plt.subplots(figsize=(7, 4.5))[1]
     several_seeds = table["seed"].nunique() > 1
-    sns.lineplot(data=table.assign(curve=curve_labels(table), accuracy=100 * table["test_accuracy"]),
-                 x="sparsity_target", y="accuracy", hue="curve", style="curve", markers=True, dashes=False,
-                 errorbar="sd" if several_seeds else None, ax=axes)
+    sns.lineplot(
+        data=table.assign(curve=curve_labels(table), accuracy=100 * table["test_accuracy"]),
+        x="sparsity_target",
+        y="accuracy",
+        hue="curve",
+        style="curve",
+        markers=True,
+        dashes=False,
+        errorbar="sd" if several_seeds else None,
+        ax=axes,
+    )
     levels = sorted(table["sparsity_target"].unique())
     axes.set_xscale("logit")
     axes.xaxis.set_major_locator(FixedLocator(levels))
     axes.xaxis.set_minor_locator(NullLocator())
     axes.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     spread = f"mean and one std over {table['seed'].nunique()} seeds" if several_seeds else "one seed"
-    axes.set(xlabel="sparsity over all weights (logit scale)", ylabel="test accuracy (%)",
-             title=f"{title} ({spread})" if title else spread)
+    axes.set(
+        xlabel="sparsity over all weights (logit scale)",
+        ylabel="test accuracy (%)",
+        title=f"{title} ({spread})" if title else spread,
+    )
     axes.grid(alpha=0.3)
     axes.legend(title=None, fontsize="small")
     return axes
@@ -91,16 +107,22 @@ def caveats(config: RunConfig) -> list[str]:
     notes = [note for note in (dataset_note(config.dataset),) if note]
     if config.dataset.lower() == "tinyimagenet":
         notes.append("The paper's TinyImageNet is 64 px upsampled to 224 px; ours stays at 32 px.")
-    notes.append(f"Our teacher ({config.teacher.arch}, width {config.teacher.width}) and student "
-                 f"({config.student.arch}, width {config.student.width}) are trained from scratch at the data's "
-                 f"native resolution; the paper's are an ImageNet-pretrained ResNet-50 and ResNet-18 at 224 px.")
+    notes.append(
+        f"Our teacher ({config.teacher.arch}, width {config.teacher.width}) and student "
+        f"({config.student.arch}, width {config.student.width}) are trained from scratch at the data's "
+        f"native resolution; the paper's are an ImageNet-pretrained ResNet-50 and ResNet-18 at 224 px."
+    )
     if config.profile != "full":
         subset = f"{config.train_subset} training images, " if config.train_subset else ""
-        notes.append(f"Profile {config.profile!r}: {subset}{config.teacher_training.epochs} teacher epochs and "
-                     f"{config.retraining.epochs} retraining epochs, far fewer than the paper's: compare the shape "
-                     f"of the curves, not the numbers.")
-    notes.append("Our temperature acts on the KD retraining only (the scores keep T="
-                 f"{config.scoring.kd.temperature:g}); the paper's runs may have changed both.")
+        notes.append(
+            f"Profile {config.profile!r}: {subset}{config.teacher_training.epochs} teacher epochs and "
+            f"{config.retraining.epochs} retraining epochs, far fewer than the paper's: compare the shape "
+            f"of the curves, not the numbers."
+        )
+    notes.append(
+        "Our temperature acts on the KD retraining only (the scores keep T="
+        f"{config.scoring.kd.temperature:g}); the paper's runs may have changed both."
+    )
     return notes
 
 
@@ -110,8 +132,13 @@ def nearest_level(sparsity: float, levels: pd.Series) -> int:
     return int(distances.idxmin())
 
 
-def beside_paper(summary: pd.DataFrame, config: RunConfig, *, teacher_accuracy: float | None = None,
-                 student_accuracy: float | None = None) -> pd.DataFrame | None:
+def beside_paper(
+    summary: pd.DataFrame,
+    config: RunConfig,
+    *,
+    teacher_accuracy: float | None = None,
+    student_accuracy: float | None = None,
+) -> pd.DataFrame | None:
     """Our teacher-guided accuracies beside the paper's, each at the paper's nearest sparsity level;
     None when the paper has no sweep on `config.dataset` (`paper.sweep`).
 
@@ -129,19 +156,36 @@ def beside_paper(summary: pd.DataFrame, config: RunConfig, *, teacher_accuracy: 
     dense_reference = paper.dense(config.dataset).set_index("role")["test_accuracy"]
     for role, accuracy in (("teacher", teacher_accuracy), ("student", student_accuracy)):
         if accuracy is not None:
-            rows.append({"setting": f"dense {role}", "sparsity_ours": 0.0, "sparsity_paper": 0.0,
-                         "ours": 100 * accuracy, "ours_std": np.nan, "seeds": 1,
-                         "paper": dense_reference.get(role, np.nan)})
+            rows.append(
+                {
+                    "setting": f"dense {role}",
+                    "sparsity_ours": 0.0,
+                    "sparsity_paper": 0.0,
+                    "ours": 100 * accuracy,
+                    "ours_std": np.nan,
+                    "seeds": 1,
+                    "paper": dense_reference.get(role, np.nan),
+                }
+            )
     ours = temperature_ablation(summary)
     for row in ours.itertuples():
         setting = setting_label(row.temperature)
         level = nearest_level(row.sparsity_all, reference["sparsity_all"])
         paper_accuracy = reference.loc[level, setting] if setting in reference.columns else np.nan
-        rows.append({"setting": setting, "sparsity_ours": row.sparsity_all,
-                     "sparsity_paper": reference.loc[level, "sparsity_all"], "ours": 100 * row.test_accuracy,
-                     "ours_std": 100 * row.test_accuracy_std, "seeds": row.seeds, "paper": paper_accuracy})
-    table = pd.DataFrame(rows, columns=["setting", "sparsity_ours", "sparsity_paper", "ours", "ours_std", "seeds",
-                                        "paper"])
+        rows.append(
+            {
+                "setting": setting,
+                "sparsity_ours": row.sparsity_all,
+                "sparsity_paper": reference.loc[level, "sparsity_all"],
+                "ours": 100 * row.test_accuracy,
+                "ours_std": 100 * row.test_accuracy_std,
+                "seeds": row.seeds,
+                "paper": paper_accuracy,
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["setting", "sparsity_ours", "sparsity_paper", "ours", "ours_std", "seeds", "paper"]
+    )
     table.attrs["source"] = reference.attrs["source"]
     table.attrs["caveats"] = caveats(config)
     return table

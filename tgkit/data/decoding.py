@@ -1,0 +1,134 @@
+"""Decoding image files to uint8 tensors, spread over the CPU cores, and the cache that makes it happen once.
+
+A dataset found on disk (`Source`, made by `data.sources`) is decoded by `cached_decode` into a dict
+of its classes and official splits, and written to `<data_dir>/cache/<label>-<hash>.pt`, the hash
+taken over what the tensors depend on (the files' count and newest modification time), so that a
+changed dataset is decoded again instead of read stale. A cache file that cannot be read is only a
+cache: it is decoded again, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.progress import progress_bar
+
+# Bump when the layout of the cache files changes, so that old caches are ignored, not misread.
+CACHE_VERSION = 1
+# Images per decoding task: large enough that handing work to another process is cheap next to it.
+DECODE_CHUNK = 1000
+
+
+@dataclass
+class Source:
+    """A dataset found on disk: `decode(progress)` returns its classes and official splits as a dict
+    with keys classes, train_x, train_y, test_x, test_y; `files` are all the files it reads."""
+
+    label: str
+    root: Path
+    files: list[str]
+    decode: Callable[[bool], dict]
+
+
+def decode_chunk(paths: list[str]) -> np.ndarray:
+    """Decode images to one uint8 array (N, H, W, 3); all must have the size of the first."""
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                # RGB whatever the file holds: TinyImageNet, for one, mixes in grayscale images.
+                images.append(np.asarray(image.convert("RGB")))
+        except OSError as error:  # PIL's UnidentifiedImageError is an OSError too
+            raise ValueError(f"cannot decode image {path}: {error}") from None
+        if images[-1].shape != images[0].shape:
+            raise ValueError(_size_mismatch(paths[0], images[0].shape, path, images[-1].shape))
+    return np.stack(images)
+
+
+def _size_mismatch(first: str, first_shape: tuple, other: str, other_shape: tuple) -> str:
+    return (
+        f"images differ in size: {first} is {first_shape[1]}x{first_shape[0]} but {other} is "
+        f"{other_shape[1]}x{other_shape[0]}; resize them all to one size first, e.g. with PIL's "
+        f"Image.resize or ImageMagick's `mogrify -resize 32x32! '*.png'`"
+    )
+
+
+def decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tensor:
+    """Decode image files to one uint8 tensor (N, 3, H, W), in chunks spread over the CPU cores.
+
+    Processes rather than threads: per small image, most of the time goes to Python code that holds
+    the interpreter lock, and threads measured slower than a plain loop.
+    """
+    chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
+    workers = min(
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, len(chunks)
+    )
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    bar = progress_bar(total=len(paths), desc=desc, unit="img", disable=not progress)
+    out = None
+    try:
+        arrays = pool.map(decode_chunk, chunks) if pool else map(decode_chunk, chunks)
+        start = 0
+        for chunk, array in zip(chunks, arrays):
+            if out is None:
+                out = np.empty((len(paths), array.shape[3], array.shape[1], array.shape[2]), dtype=np.uint8)
+            elif array.shape[1:] != (out.shape[2], out.shape[3], out.shape[1]):
+                raise ValueError(_size_mismatch(paths[0], (out.shape[2], out.shape[3]), chunk[0], array.shape[1:]))
+            out[start : start + len(chunk)] = array.transpose(0, 3, 1, 2)
+            start += len(chunk)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return torch.from_numpy(out)
+
+
+def _cache_path(source: Source, data_dir: Path) -> Path:
+    """The cache file of a source: its name hashes what the decoded tensors depend on, so that new,
+    removed or modified files (count or newest mtime) lead to a new decode, not to stale data."""
+    newest = max((os.stat(f).st_mtime_ns for f in source.files), default=0)
+    key = f"{CACHE_VERSION}|{source.label}|{source.root.resolve()}|{len(source.files)}|{newest}"
+    return data_dir / "cache" / f"{source.label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def cached_decode(source: Source, data_dir: Path, progress: bool) -> dict:
+    path = _cache_path(source, data_dir)
+    if path.is_file():
+        try:
+            return _check_decoded(load_checkpoint(path), path)
+        except (CheckpointError, ValueError) as error:
+            # Only a cache: decoding again loses nothing but time.
+            warnings.warn(f"ignoring the unreadable cache file {path} and decoding again: {error}", stacklevel=3)
+    decoded = _check_decoded(source.decode(progress), source.root)
+    try:
+        save_atomic(decoded, path)
+    except OSError as error:  # e.g. a read-only data folder: the data is still good, only slower next time
+        warnings.warn(f"could not write the cache file {path} ({error}); the next load will decode again", stacklevel=3)
+    return decoded
+
+
+def _check_decoded(decoded: object, origin: Path) -> dict:
+    """Check the structure of decoded data (fresh or from a cache) before anything relies on it."""
+    keys = ("classes", "train_x", "train_y", "test_x", "test_y")
+    if not isinstance(decoded, dict) or any(k not in decoded for k in keys):
+        raise ValueError(f"{origin}: expected a dict with keys {', '.join(keys)}")
+    num_classes = len(decoded["classes"])
+    for split in ("train", "test"):
+        x, y = decoded[f"{split}_x"], decoded[f"{split}_y"]
+        if x.dtype != torch.uint8 or x.ndim != 4 or len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"{origin}: {split} images must be a non-empty uint8 (N, C, H, W) with one label each")
+        if int(y.min()) < 0 or int(y.max()) >= num_classes:
+            raise ValueError(f"{origin}: {split} labels must lie in 0..{num_classes - 1}")
+    return decoded
