@@ -14,6 +14,16 @@ def _deterministic_torch():
     yield
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks on a CPU shared with other jobs: a second intra-op thread only waits for a core,
+    and makes a module of such tests several times slower. `pytestmark = pytest.mark.usefixtures(...)`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def require_dataset(name: str, **kwargs):
     """Load a real dataset, or skip with the reason (fail when TGKIT_REQUIRE_DATA=1)."""
     try:

@@ -51,13 +51,7 @@ MEASUREMENTS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tensors this small run slower on several threads, and far slower on a shared, busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tensors this small run slower on several threads
 
 
 @pytest.fixture(scope="module")

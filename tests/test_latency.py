@@ -10,14 +10,7 @@ from tgkit.report import latency
 GPU = "NVIDIA H100"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks on a CPU shared with other jobs: a second intra-op thread only waits for a core,
-    and makes these tests several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # As Experiment.timings records them: the teacher was trained now and read back once more from the

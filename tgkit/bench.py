@@ -385,18 +385,16 @@ def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     planned = hparams.profile(args.plan, args.plan_dataset) if args.plan else None
-    # a plan is only as good as the networks measured: by default those of the planned profile
-    networks = (
-        dict(
+    networks = {"arch": "resnet18"}
+    if planned:  # a plan is only as good as what was measured: by default the planned profile's networks
+        networks = dict(
             arch=planned.student.arch,
             width=planned.student.width,
             teacher_arch=planned.teacher.arch,
             teacher_width=planned.teacher.width,
             batch_size=planned.student_training.batch_size,
+            image_shape=budget.image_shape(planned),
         )
-        if planned
-        else {}
-    )
     given = dict(
         arch=args.arch,
         width=args.width,
@@ -405,10 +403,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         batch_size=args.batch_size,
     )
     networks |= {name: value for name, value in given.items() if value is not None}
-    if planned:
-        networks["image_shape"] = budget.image_shape(planned)
     config = BenchConfig(
-        **{"arch": "resnet18"} | networks,
+        **networks,
         steps=args.steps,
         rounds=args.rounds,
         warmup=args.warmup,
