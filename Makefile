@@ -31,10 +31,12 @@ data:
 figures: $(VENV)/.installed data
 	$(PY) -m tgkit.batch --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET))
 
-# JupyterLab (pinned in requirements-lab.txt, which CI does not need) on notebooks/.
+# JupyterLab (pinned in requirements.txt) on notebooks/. It first makes git strip the outputs of
+# notebooks (nbstripout as a git filter, .gitattributes): run cells freely, git sees them clean. As root
+# (containers, cloud GPU nodes) JupyterLab needs --allow-root.
 lab: $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	bash scripts/strip_notebook_outputs.sh $(PY)
+	$(PY) -m jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(VENV)/.installed data lint
 	$(PY) -m pytest

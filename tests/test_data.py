@@ -469,3 +469,27 @@ def test_real_cifar10_subset():
     assert torch.bincount(d.val_y, minlength=10).tolist() == [20] * 10
     assert torch.bincount(d.test_y, minlength=10).tolist() == [100] * 10
     assert all(0.3 < m < 0.6 for m in d.mean) and all(0.15 < s < 0.35 for s in d.std)
+
+
+def test_an_empty_class_folder_is_refused_by_name(tmp_path):
+    make_tree(tmp_path / "tree")
+    (tmp_path / "tree" / "train" / "dog").mkdir()
+    with pytest.raises(DatasetNotFound, match=r"train/dog holds no images"):
+        load_dataset(f"imagefolder:{tmp_path / 'tree'}", tmp_path / "data", progress=False)
+
+
+def test_a_grayscale_set_keeps_one_channel(tmp_path):
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 4), ("test", 2)):
+        for name in ("a", "b"):
+            for k in range(count):
+                save_image(tmp_path / "gray" / split / name / f"{k}.png", rng.integers(0, 256, (5, 5), dtype=np.uint8))
+    d = load_dataset(f"imagefolder:{tmp_path / 'gray'}", tmp_path / "data", val_fraction=0.0, progress=False)
+    assert d.image_shape == (1, 5, 5) and len(d.mean) == 1
+    first = np.array(Image.open(tmp_path / "gray" / "train" / "a" / "0.png"))
+    assert torch.equal(d.train_x[0, 0], torch.from_numpy(first))
+    # one colour image makes the whole set colour, every split alike (TinyImageNet's case, the other way round)
+    save_image(tmp_path / "gray" / "test" / "b" / "9.png", rng.integers(0, 256, (5, 5, 3), dtype=np.uint8))
+    mixed = load_dataset(f"imagefolder:{tmp_path / 'gray'}", tmp_path / "data", val_fraction=0.0, progress=False)
+    assert mixed.image_shape == (3, 5, 5)
+    assert torch.equal(mixed.train_x[0], torch.from_numpy(first).expand(3, 5, 5))

@@ -213,3 +213,40 @@ def test_notebook_02_figures_draw():
     importance.plot_layer_scores(scores["magnitude"], masks["magnitude"], "layer2.0.conv1.weight")
     importance.plot_kept_fraction(table, title="kept")
     importance.plot_mask_overlap(table, title="overlap")
+
+
+def test_git_sees_notebooks_without_their_outputs_once_the_filter_is_set(tmp_path):
+    """What `make lab` sets up: outputs autosaved into a notebook leave `git diff` clean, `git add` stages
+    nothing, and the commit keeps the notebook without outputs."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(repo / "scripts" / "strip_notebook_outputs.sh", tmp_path / "scripts")
+    shutil.copy(repo / ".gitattributes", tmp_path)
+    notebook = tmp_path / "02.ipynb"
+    shutil.copy(NOTEBOOKS[1], notebook)
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "test@example.org")
+    git("config", "user.name", "test")
+    subprocess.run(
+        ["bash", "scripts/strip_notebook_outputs.sh", sys.executable], cwd=tmp_path, check=True, capture_output=True
+    )
+    git("add", ".")
+    git("commit", "-q", "-m", "clean notebook")
+    executed = nbformat.read(notebook, as_version=4)
+    code = next(cell for cell in executed.cells if cell.cell_type == "code")
+    code.execution_count = 7
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="trained in 2 minutes\n")]
+    nbformat.write(executed, notebook)
+    assert "trained in 2 minutes" in notebook.read_text()  # JupyterLab's autosave wrote the outputs
+    assert git("diff") == ""
+    git("add", "-A")  # stages nothing: the filtered notebook is the committed one
+    assert git("diff", "--cached") == "" and git("status", "--porcelain") == ""
+    assert git("show", "HEAD:02.ipynb") == NOTEBOOKS[1].read_text()  # the committed notebook: as it was

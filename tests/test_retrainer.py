@@ -138,3 +138,9 @@ def test_corrupt_resume_checkpoint_fails_clearly(digits, tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="delete it"):
         fit(model, digits, TrainConfig(epochs=1), device="cpu", resume=resume, progress=False)
     assert resume.read_bytes() == b"not a checkpoint", "a bad file is reported, never destroyed"
+
+
+def test_a_network_built_for_fewer_classes_than_the_data_is_refused_by_name(digits):
+    five_way = models.build_model("smallcnn", 5, in_channels=1, width=4)
+    with pytest.raises(ValueError, match="predicts 5 classes but digits has 10"):
+        fit(five_way, digits, TrainConfig(epochs=1, batch_size=64), device="cpu", progress=False)

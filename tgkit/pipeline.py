@@ -342,8 +342,7 @@ class Experiment:
         """Teacher, dense student, teacher-guided with and without KD at each sparsity, and the
         magnitude and random baselines (KD retraining) at the first sparsity."""
         sparsities = sparsities or self.config.sparsities
-        for sparsity in sparsities:  # every level checked before anything trains
-            masker.sparsity_for_target(self.architecture, sparsity, over=over)
+        self.check_requests(sparsities, over=over)
         rows = []
 
         def row(method: str, kd: str, result: dict, sparsity_all: float, sparsity_prunable: float) -> None:
@@ -372,6 +371,21 @@ class Experiment:
                 result["sparsity_prunable"],
             )
         return pd.DataFrame(rows)
+
+    def check_requests(self, sparsities: tuple[float, ...], *, over: str = "all") -> None:
+        """Refuse, before any stage runs, what would fail later: an unreachable sparsity, KD settings
+        the loss rejects. (A run that failed only after its 90% retraining wasted that retraining.)"""
+        for sparsity in sparsities:
+            masker.sparsity_for_target(self.architecture, sparsity, over=over)
+        c = self.config
+        for name, kd in (("kd", c.kd), ("student_kd", c.student_kd), ("scoring.kd", c.scoring.kd)):
+            if kd is None:
+                continue
+            beta = 0.5 if name == "scoring.kd" and kd.beta == "confidence" else kd.beta  # scoring may measure it
+            try:
+                losses.check_loss_settings(kd.alpha, kd.temperature, beta, kd.order)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
 
     def _seed(self, seed: int | None) -> int:
         return self.config.seed if seed is None else seed

@@ -26,8 +26,16 @@ def headless() -> bool:
 
 
 def progress_bar(*args, **kwargs) -> std.tqdm:
-    """A tqdm progress bar, with tqdm's arguments: widgets in a live notebook, text elsewhere; in a
-    headless run always text, and always left in place."""
+    """A tqdm progress bar, with tqdm's arguments: a widget in a live notebook, text elsewhere; in a
+    headless run always text, and always left in place.
+
+    A bar that is not to be left (`leave=False`, the epochs of one training run) is text in a live
+    notebook too: a widget bar that goes away closes its widget, and the notebook's saved output then
+    points at a widget that no longer exists ("Error displaying widget: model not found" after a page
+    reload). A widget bar that stays keeps its widget, which a reloaded page finds again in the kernel.
+    """
     if headless():
         return std.tqdm(*args, **{**kwargs, "leave": True})
+    if not kwargs.get("leave", True):
+        return std.tqdm(*args, **kwargs)
     return auto_tqdm(*args, **kwargs)

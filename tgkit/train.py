@@ -248,6 +248,11 @@ def fit(
     device = torch.device(device or default_device())
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    if num_classes_of(model) != data.num_classes:
+        raise ValueError(
+            f"the network predicts {num_classes_of(model)} classes but {data.name} has {data.num_classes}: "
+            f"build it for this dataset (models.build_model(arch, data.num_classes, ...))."
+        )
     if teacher is not None:
         check_same_classes(model, teacher, data)
     data = data.to(device)  # resident on the device: batches copy nothing per epoch

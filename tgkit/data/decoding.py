@@ -25,7 +25,11 @@ from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from tgkit.progress import progress_bar
 
 # Bump when the layout of the cache files changes, so that old caches are ignored, not misread.
-CACHE_VERSION = 1
+# (2: grayscale datasets decode to one channel)
+CACHE_VERSION = 2
+# PIL modes of single-channel images: a dataset of only these keeps one channel (a third of the memory,
+# a first convolution a third as wide); the digits smoke data has one channel too.
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # Images per decoding task: large enough that handing work to another process is cheap next to it.
 DECODE_CHUNK = 1000
 
@@ -42,17 +46,25 @@ class Source:
 
 
 def decode_chunk(paths: list[str]) -> np.ndarray:
-    """Decode images to one uint8 array (N, H, W, 3); all must have the size of the first."""
+    """Decode images to one uint8 array (N, H, W, C); all must have the size of the first.
+
+    C is 1 when every image of the chunk is grayscale, else 3 (a grayscale image among colour ones is
+    repeated over the three channels, as PIL's RGB conversion does: TinyImageNet mixes some in).
+    """
     images = []
     for path in paths:
         try:
             with Image.open(path) as image:
-                # RGB whatever the file holds: TinyImageNet, for one, mixes in grayscale images.
-                images.append(np.asarray(image.convert("RGB")))
+                if image.mode in GRAYSCALE_MODES:
+                    images.append(np.asarray(image.convert("L"))[..., None])
+                else:
+                    images.append(np.asarray(image.convert("RGB")))
         except OSError as error:  # PIL's UnidentifiedImageError is an OSError too
             raise ValueError(f"cannot decode image {path}: {error}") from None
-        if images[-1].shape != images[0].shape:
+        if images[-1].shape[:2] != images[0].shape[:2]:
             raise ValueError(_size_mismatch(paths[0], images[0].shape, path, images[-1].shape))
+    if any(image.shape[2] == 3 for image in images):
+        images = [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in images]
     return np.stack(images)
 
 
@@ -65,7 +77,8 @@ def _size_mismatch(first: str, first_shape: tuple, other: str, other_shape: tupl
 
 
 def decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tensor:
-    """Decode image files to one uint8 tensor (N, 3, H, W), in chunks spread over the CPU cores.
+    """Decode image files to one uint8 tensor (N, C, H, W), in chunks spread over the CPU cores; C is 1
+    for a set of grayscale images, else 3 (see `decode_chunk`).
 
     Processes rather than threads: per small image, most of the time goes to Python code that holds
     the interpreter lock, and threads measured slower than a plain loop.
@@ -83,9 +96,10 @@ def decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tenso
         for chunk, array in zip(chunks, arrays):
             if out is None:
                 out = np.empty((len(paths), array.shape[3], array.shape[1], array.shape[2]), dtype=np.uint8)
-            elif array.shape[1:] != (out.shape[2], out.shape[3], out.shape[1]):
+            elif array.shape[1:3] != out.shape[2:]:
                 raise ValueError(_size_mismatch(paths[0], (out.shape[2], out.shape[3]), chunk[0], array.shape[1:]))
-            out[start : start + len(chunk)] = array.transpose(0, 3, 1, 2)
+            out, array = as_many_channels(out, array.transpose(0, 3, 1, 2))
+            out[start : start + len(chunk)] = array
             start += len(chunk)
             bar.update(len(chunk))
     finally:
@@ -93,6 +107,14 @@ def decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tenso
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return torch.from_numpy(out)
+
+
+def as_many_channels(*images: np.ndarray | torch.Tensor) -> tuple:
+    """The uint8 image batches (N, C, H, W) with one channel count: all grayscale (C = 1) stay so, and
+    if any is colour, the grayscale ones are repeated over three channels."""
+    channels = max(batch.shape[1] for batch in images)
+    repeat = (lambda b: b.repeat(1, 3, 1, 1)) if isinstance(images[0], torch.Tensor) else (lambda b: np.repeat(b, 3, 1))
+    return tuple(repeat(batch) if batch.shape[1] < channels else batch for batch in images)
 
 
 def _cache_path(source: Source, data_dir: Path) -> Path:

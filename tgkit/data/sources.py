@@ -253,7 +253,12 @@ def _image_tree_source(label: str, root: Path, expect_classes: int | None = None
     for split in ("train", "test"):
         paths, labels = [], []
         for index, name in enumerate(classes):
-            found = _image_files(root / split / name)
+            found = _image_files(root / split / name) if (root / split / name).is_dir() else []
+            if not found and (split == "train" or (root / split / name).is_dir()):
+                raise DatasetNotFound(
+                    f"{root / split / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}): a class without "
+                    f"images cannot be learned; add its images or remove the folder"
+                )
             paths += found
             labels += [index] * len(found)
         if not paths:
@@ -331,6 +336,8 @@ def _listed_source(label: str, root: Path, classes: list[str], listing: dict, ex
         for split, (paths, labels) in listing.items():
             decoded[f"{split}_x"] = decoding.decode_images(paths, desc=f"decoding {label} {split}", progress=progress)
             decoded[f"{split}_y"] = torch.tensor(labels, dtype=torch.int64)
+        # a colour image in one split makes every split colour
+        decoded["train_x"], decoded["test_x"] = decoding.as_many_channels(decoded["train_x"], decoded["test_x"])
         return decoded
 
     files = listing["train"][0] + listing["test"][0] + extra_files

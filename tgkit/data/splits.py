@@ -38,8 +38,10 @@ def stratified_subset(labels: torch.Tensor, size: int, num_classes: int, seed: i
     if per_class < 1:
         raise ValueError(f"{what}={size!r}: need an integer >= {num_classes} (at least one image per class)")
     if per_class > int(available.min()):
+        largest = num_classes * int(available.min())
         raise ValueError(
             f"{what}={size} asks for {per_class} images per class, but the split has "
-            f"{len(labels)} images and its smallest class only {int(available.min())}"
+            f"{len(labels)} images and its smallest class only {int(available.min())}: choose {what} <= "
+            f"{largest}, or None for every image (on the command line: --set {what}=none or --set {what}={largest})"
         )
     return stratified_pick(labels, lambda n: per_class, seed)

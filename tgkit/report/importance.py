@@ -27,8 +27,9 @@ from torch import Tensor
 from tgkit import mask_analysis, masker
 from tgkit.scorer import CRITERIA
 
-# scores this many decades below the threshold (zeros included) are drawn at the bottom of the axis
-LOWEST_DECADE = -8.0
+# scores this many decades below the threshold (zeros included) are drawn at the bottom of the axis, and
+# this many above it at the top (see `relative_log_scores`)
+LOWEST_DECADE, HIGHEST_DECADE = -8.0, 8.0
 
 
 def label(criterion: str) -> str:
@@ -48,15 +49,38 @@ def _labelled(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple]]:
     return table, dict(zip(dict.fromkeys(table["criterion"]), sns.color_palette()))
 
 
+def global_threshold(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> float:
+    """The smallest kept score of the whole network: the line between kept and pruned. It is 0 at low
+    sparsities, where it falls among the many scores of exactly zero (weights that get no gradient)."""
+    return float(min(scores[name][mask].min() for name, mask in masks.items() if mask.any()))
+
+
 def relative_log_scores(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """log10(score / threshold) per tensor, the threshold being the smallest kept score of the whole
-    network: >= 0 kept, < 0 pruned (up to ties), whatever the criterion's own scale. Values below
-    `LOWEST_DECADE` (zeros included) are raised to it."""
-    threshold = min(scores[name][mask].min() for name, mask in masks.items() if mask.any())
-    threshold = threshold.double().clamp_min(torch.finfo(torch.float32).tiny)  # nothing pruned, lowest score 0
+    """log10(score / threshold) per tensor (`global_threshold`): >= 0 kept, < 0 pruned (up to ties),
+    whatever the criterion's own scale. Values are held within [LOWEST_DECADE, HIGHEST_DECADE]: a zero
+    score lies at minus infinity, and when the threshold itself is 0 every positive score would lie
+    some 40 decades above the smallest positive float it is divided by."""
+    threshold = max(global_threshold(scores, masks), torch.finfo(torch.float32).tiny)
     return {
-        name: torch.log10(score.double() / threshold).clamp_min(LOWEST_DECADE).float() for name, score in scores.items()
+        name: torch.log10(score.double() / threshold).clamp(LOWEST_DECADE, HIGHEST_DECADE).float()
+        for name, score in scores.items()
     }
+
+
+def axis_label(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> str:
+    """The x label of a relative-score plot, saying so when the threshold is 0 (kept scores then sit at the cap)."""
+    if global_threshold(scores, masks) > 0:
+        return "log10(score / global threshold)"
+    return f"log10(score / global threshold); the threshold is 0 here: kept scores drawn at +{HIGHEST_DECADE:g}"
+
+
+def kept_label(fraction: float) -> str:
+    """A kept fraction as a title shows it: "<0.1%" for a few weights kept, never "0.0%" beside a count."""
+    if 0 < fraction < 0.001:
+        return "<0.1%"
+    if 0.999 < fraction < 1:
+        return ">99.9%"
+    return f"{fraction:.1%}"
 
 
 def plot_score_distributions(
@@ -86,7 +110,7 @@ def plot_score_distributions(
             flierprops={"markersize": 1},
         )
         axes.axvline(0, color="red", linewidth=1)
-        axes.set(title=label(criterion), xlabel="log10(score / global threshold)", ylabel="")
+        axes.set(title=label(criterion), xlabel=axis_label(criterion_scores, masks[criterion]), ylabel="")
         axes.grid(alpha=0.3, axis="x")
     axes_row[0][0].invert_yaxis()  # the first layer on top (the panels share their y axis)
     figure.tight_layout()
@@ -105,7 +129,7 @@ def plot_layer_scores(
     axes.hist(relative[~kept], bins=bins, color="C1", label=f"pruned ({(~kept).sum()})")
     axes.axvline(0, color="red", linewidth=1)
     axes.set(
-        title=f"{short_name(layer)}: {kept.mean():.1%} kept", xlabel="log10(score / global threshold)", ylabel="weights"
+        title=f"{short_name(layer)}: {kept_label(kept.mean())} kept", xlabel=axis_label(scores, masks), ylabel="weights"
     )
     axes.legend(fontsize="small")
     return axes
@@ -146,6 +170,15 @@ def _finish_bar_axes(axes: Axes) -> None:
     plt.setp(axes.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
     axes.legend(title="criterion", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     axes.grid(alpha=0.3, axis="y")
+
+
+def layer_to_explore(table: pd.DataFrame, criterion: str = "teacher_guided") -> str:
+    """The layer the explorer opens on, from a `mask_analysis.layer_table`: where the threshold cuts
+    deepest but still keeps something (both colours in its histogram), else the first layer."""
+    rows = table[(table["criterion"] == criterion) & (table["kept"] > 0) & (table["kept"] < table["weights"])]
+    if rows.empty:
+        return table.loc[table["criterion"] == criterion, "layer"].iloc[0]
+    return rows.sort_values("kept_fraction", kind="stable")["layer"].iloc[0]
 
 
 def plot_explorer(
