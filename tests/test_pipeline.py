@@ -181,9 +181,9 @@ def test_bad_requests_fail_before_any_stage_folder_exists(tmp_path, call, messag
 
 def test_none_means_the_profiles_temperature(tmp_path):
     experiment = Experiment(tiny_config(), runs_dir=tmp_path, device="cpu", progress=False)
-    default = experiment._scores_stage("teacher_guided", None, 0).id
-    assert experiment._scores_stage("teacher_guided", 3.0, 0).id == default  # the profile's own T
-    assert experiment._scores_stage("teacher_guided", 5.0, 0).id != default
+    default = experiment.scores_stage("teacher_guided").id
+    assert experiment.scores_stage("teacher_guided", scoring_temperature=3.0).id == default  # the profile's own T
+    assert experiment.scores_stage("teacher_guided", scoring_temperature=5.0).id != default
 
 
 @pytest.mark.parametrize("stage, product", [("teacher", "model.pt"), ("scores-magnitude", "scores.pt")])

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tgkit import hparams, report
+from tgkit import cli, hparams, report
 from tgkit.hparams import RunConfig
 from tgkit.pipeline import Experiment
 
@@ -74,13 +74,15 @@ def start(
     seed: int,
     *,
     cpu_threads: int = 0,
+    settings: list[str] | tuple[str, ...] = (),
     runs_dir: str | Path | None = None,
     progress: bool = True,
 ) -> NotebookRun:
-    """Set up a notebook's run (see the module docstring); `cpu_threads` 0 keeps torch's default."""
+    """Set up a notebook's run (see the module docstring); `cpu_threads` 0 keeps torch's default;
+    `settings`: "KEY=VALUE" strings applied to the profile, as `python -m tgkit run --set` takes them."""
     if cpu_threads:
         torch.set_num_threads(cpu_threads)
-    config = hparams.profile(profile, dataset, seed=seed)
+    config = cli.apply_settings(hparams.profile(profile, dataset, seed=seed), list(settings))
     experiment = Experiment(config, runs_dir=runs_dir, progress=progress)
     run = NotebookRun(
         notebook, config, experiment, report.figures_dir(profile, dataset), report.StageClock(experiment.device)

@@ -177,7 +177,11 @@ class Experiment:
         return self.student_result()["model"]
 
     # ---- stage 3 and 4: importance and masks -------------------------------------------------
-    def _scores_stage(self, criterion: str, scoring_temperature: float | None, seed: int) -> Stage:
+    def scores_stage(
+        self, criterion: str, *, scoring_temperature: float | None = None, seed: int | None = None
+    ) -> Stage:
+        """The run-cache stage of `scores(criterion, ...)`, without computing anything."""
+        seed = self._seed(seed)
         chosen = scorer.criterion(criterion)
         settings = self.config.scoring
         if scoring_temperature is not None:
@@ -197,7 +201,7 @@ class Experiment:
         `scoring_temperature`: the temperature of the scoring loss (None: `config.scoring.kd`'s).
         `seed`: of the random criterion (None: `config.seed`).
         """
-        stage = self._scores_stage(criterion, scoring_temperature, self._seed(seed))
+        stage = self.scores_stage(criterion, scoring_temperature=scoring_temperature, seed=seed)
         settings: ScoringStage = stage.config
         chosen = scorer.criterion(criterion)
 
@@ -259,16 +263,10 @@ class Experiment:
         """
         seed = self._seed(seed)
         ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
-        if retraining_temperature is not None and not kd:
-            raise ValueError(
-                "retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature"
-            )
-        kd_config = _with_temperature(self.config.kd, retraining_temperature, "retraining_temperature") if kd else None
-        scores_stage = self._scores_stage(criterion, None, seed)
-        upstream = [self._student_stage().id, scores_stage.id] + ([self._teacher_stage().id] if kd else [])
-        stage = self.cache.stage(
-            "pruned", PruningStage(sparsity, over, self.config.retraining, kd_config, seed), upstream=upstream
+        stage = self.pruned_stage(
+            criterion, sparsity, kd=kd, over=over, retraining_temperature=retraining_temperature, seed=seed
         )
+        kd_config = stage.config.kd
         # every stage before it is resolved (read back, when cached), so that the timings hold them all
         student, scores = self.student(), self.scores(criterion, seed=seed)
         teacher = self.teacher() if kd else None
@@ -307,6 +305,34 @@ class Experiment:
         except checkpoint.CheckpointError as error:
             raise stage.damaged(error) from error
         return {**result, "model": model.to(self.device).eval(), "masks": masks}
+
+    def pruned_stage(
+        self,
+        criterion: str,
+        sparsity: float,
+        *,
+        kd: bool = True,
+        over: str = "all",
+        retraining_temperature: float | None = None,
+        seed: int | None = None,
+    ) -> Stage:
+        """The run-cache stage `pruned_result` computes, without computing anything (`.done` says whether
+        it is there): what a sweep submitting jobs checks before submitting one."""
+        seed = self._seed(seed)
+        if retraining_temperature is not None and not kd:
+            raise ValueError(
+                "retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature"
+            )
+        kd_config = _with_temperature(self.config.kd, retraining_temperature, "retraining_temperature") if kd else None
+        scores_stage = self.scores_stage(criterion, seed=seed)
+        upstream = [self._student_stage().id, scores_stage.id] + ([self._teacher_stage().id] if kd else [])
+        return self.cache.stage(
+            "pruned", PruningStage(sparsity, over, self.config.retraining, kd_config, seed), upstream=upstream
+        )
+
+    def dense_stages(self) -> list[Stage]:
+        """The stages of the dense networks the student's pruning builds on: the teacher and the student."""
+        return [self._teacher_stage(), self._student_stage()]
 
     # ---- the iterative baseline ----------------------------------------------------------------
     def colt_result(self, settings: ColtConfig | None = None) -> dict:

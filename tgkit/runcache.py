@@ -21,7 +21,8 @@ per stage lets one compute it while the others wait, then read what it wrote.
 
 Time. `result["seconds"]` is the stage's wall-clock (GPU synchronised) summed over every attempt up
 to its last checkpoint: a stage killed and resumed counts the epochs it kept, not only the resumed
-ones. A stage that fails before it saved anything leaves no folder behind.
+ones. A stage that fails before it saved anything leaves no folder behind, and a file a killed
+attempt was writing (a temporary name, never read) is removed when the stage runs again.
 
 Damage. A result or product that cannot be read raises `CheckpointError` naming the stage's folder,
 to delete so that the stage is recomputed; nothing is deleted for you.
@@ -109,6 +110,8 @@ class Stage:
             if self.done:
                 return {**self.load(RESULT), "cached": True}
             self.folder.mkdir(parents=True, exist_ok=True)
+            for partial in self.folder.glob(".*.tmp"):  # what a killed attempt was writing: never read
+                partial.unlink(missing_ok=True)
             checkpoint.write_json_atomic(self.settings, self.folder / SETTINGS)
             self._carried = self._progress_seconds()
             self._watch = Stopwatch(self.cache.device)
