@@ -28,7 +28,8 @@
 #   DEADLINE_S      seconds after the start at which the batch is stopped (default 560: packing fits
 #                   in a 10-minute slot)
 #   CELL_TIMEOUT_S  the batch's --cell-timeout (default 540)
-#   NOTEBOOKS       only these notebooks (names in notebooks/), default all
+#   NOTEBOOKS       only these notebooks (names in notebooks/); default 01-04, the paper's figures
+#                   (05 times inference on the CPU and needs onnxruntime, which the bundle leaves out)
 #   BENCH_ARGS      more arguments for tgkit.bench
 #   TGKIT_GIT_COMMIT  the commit the manifests name where the copy on the node has no .git
 set -uo pipefail
@@ -124,8 +125,8 @@ run_batch() {
         echo "gpu_run: only $remaining s left before the deadline: the batch is not started" >&2
         return 124
     fi
-    local notebooks=()
-    if [[ -n ${NOTEBOOKS:-} ]]; then notebooks=(--notebooks $NOTEBOOKS); fi
+    # shellcheck disable=SC2206  # NOTEBOOKS is a list of words
+    local notebooks=(--notebooks ${NOTEBOOKS:-01_teacher_training 02_importance_per_layer 03_sparsity_sweep 04_colt_latency})
     echo "the batch may run $remaining s (DEADLINE_S=$DEADLINE_S)"
     timeout --kill-after=15 "$remaining" "$PYTHON" -m tgkit.batch --profile "$batch_profile" \
         --dataset "$batch_dataset" --figures-root "$pack/figures" --cell-timeout "$CELL_TIMEOUT_S" "${notebooks[@]}"

@@ -33,6 +33,10 @@ EXPECTED = {
         "figures": ["02_score_distributions", "02_kept_fraction", "02_mask_overlap"],
         "tables": ["02_layers", "02_sparsity"],
     },
+    "05_deployment": {
+        "figures": ["05_file_size", "05_latency", "05_speedup", "05_layer_speedup"],
+        "tables": ["05_sizes", "05_export_accuracy", "05_latency", "05_crossover", "05_speedup", "05_layer_latency"],
+    },
 }
 
 
@@ -161,6 +165,28 @@ def test_notebook_02_tables(smoke_batch):
         assert 1 - rows["kept"].sum() / rows["weights"].sum() == pytest.approx(
             sparsities.set_index("criterion").loc[criterion, "sparsity_prunable"]
         )
+
+
+@pytest.mark.slow
+def test_notebook_05_tables(smoke_batch):
+    folder, _ = smoke_batch
+    levels = sorted(set(hparams.profile("smoke").deployment.sparsities) | set(hparams.profile("smoke").sweep))
+    sizes = table(folder, "05_sizes")
+    assert sorted(sizes["sparsity"].unique()) == pytest.approx(levels)
+    fp32 = sizes[sizes["values"] == "float32"]
+    assert (fp32["sparse_export"] < fp32["dense_state_dict"]).all()
+    assert fp32["sparse_export"].is_monotonic_decreasing  # fewer weights, a smaller file
+    assert fp32["dense_state_dict"].nunique() == 1  # zeros in dense tensors weigh as much as any value
+    accuracy = table(folder, "05_export_accuracy")
+    assert (accuracy.loc[accuracy["values"] == "float32", "difference_points"] == 0).all()
+    latency = table(folder, "05_latency")
+    smoke_batch_sizes = set(hparams.profile("smoke").deployment.batch_sizes)
+    assert set(latency["backend"]) == {"dense", "masked dense", "sparse", "onnxruntime"}
+    assert set(latency["batch_size"]) == smoke_batch_sizes
+    assert (latency["max_abs_logit_difference"] < 1e-3).all()
+    assert set(table(folder, "05_crossover")["batch_size"]) == smoke_batch_sizes
+    layers = table(folder, "05_layer_latency")
+    assert len(layers) == PRUNABLE_LAYERS * len(levels) * len(smoke_batch_sizes)
 
 
 @pytest.mark.slow

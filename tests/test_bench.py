@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tgkit import bench
+from tgkit import bench, device
 
 TINY = dict(
     arch="resnet10",
@@ -67,8 +67,11 @@ def test_one_row_with_every_setting_and_measurement(tiny_table):
     assert row["torch"] == torch.__version__
     assert row["student"] == "resnet10 width 4"
     assert row["batch_size"] == 8
-    # as in train.fit, autocast, channels_last and compile are CUDA-only
-    assert (row["autocast"], row["channels_last"], row["compile"]) == ("off (fp32)", "off", "off")
+    # as in train.fit: bf16 autocast with channels_last where the CPU has bf16 units, compile on CUDA only
+    bf16 = device.native_bf16("cpu")
+    assert (row["autocast"], row["channels_last"], row["compile"]) == (("bf16", "on") if bf16 else ("fp32", "off")) + (
+        "off",
+    )
     assert row["score_images"] == TINY["steps"] * TINY["batch_size"]
     for column in MEASUREMENTS:
         assert math.isfinite(row[column]), column
@@ -134,7 +137,8 @@ def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, mon
             "8",
             "--steps",
             "2",
-            "--no-amp",
+            "--precision",
+            "fp32",
             "--csv",
             str(csv),
         ]
@@ -148,7 +152,7 @@ def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, mon
             batch_size=8,
             steps=2,
             device="cpu",
-            amp=False,
+            precision="fp32",
         )
     ]
     printed = capsys.readouterr().out

@@ -19,6 +19,7 @@ from tgkit.masker import (
     describe_prunable,
     global_masks,
     global_sparsity,
+    highest_target,
     load_pruned,
     prunable_parameters,
     save_pruned,
@@ -331,3 +332,12 @@ def test_masks_apply_report_and_load_on_cuda(tmp_path):
     assert global_sparsity(loaded) == global_sparsity(net, masks)
     cuda_masks = global_masks({name: score.cuda() for name, score in magnitude_scores(net).items()}, 0.5)
     assert all(torch.equal(cuda_masks[name].cpu(), masks[name]) for name in masks)
+
+
+def test_the_highest_target_is_the_prunable_share_of_all_weights():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 3))
+    # 18 conv weights of 18 + 2 (BatchNorm gamma) + 6 (linear): pruning them all reaches 18 / 26
+    assert highest_target(model) == 18 / 26
+    sparsity_for_target(model, 0.65, over="all")
+    with pytest.raises(ValueError, match="must stay below 69.2308%"):
+        sparsity_for_target(model, 18 / 26, over="all")

@@ -58,6 +58,19 @@ def test_notebook_has_one_parameters_cell_of_smoke_literals(path):
     assert {"profile": "smoke", "dataset": "digits", "seed": 0}.items() <= values.items()
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_papermill_reads_every_parameter_with_its_help(path):
+    """papermill skips, with a warning, a parameter line holding a second "=" (in its comment too)."""
+    from papermill.translators import PythonTranslator
+
+    notebook = nbformat.read(path, as_version=4)
+    cell = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
+    assigned = [line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line]
+    parsed = PythonTranslator.inspect(cell)
+    assert [parameter.name for parameter in parsed] == assigned
+    assert all(parameter.help for parameter in parsed), f"{path.name}: say what each parameter is for"
+
+
 # ---- notebook 01: the dense networks and the loss ----------------------------------------------
 
 

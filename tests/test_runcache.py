@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from tgkit import checkpoint, runcache
+from tgkit import checkpoint, device, runcache
 from tgkit.hparams import KDConfig, ScoringConfig
 
 
@@ -54,7 +54,7 @@ def test_the_key_holds_the_device_type_and_the_cpu_thread_count(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert one.id != two.id
-    assert one.settings["numerics"] == {"device": "cpu", "cpu_threads": 1}
+    assert one.settings["numerics"] == {"device": "cpu", "cpu_threads": 1, "native_bf16": device.native_bf16("cpu")}
     on_gpu = cache(tmp_path, "cuda").stage("teacher", Settings())  # keying touches no GPU
     assert on_gpu.settings["numerics"] == {"device": "cuda"} and on_gpu.id not in (one.id, two.id)
 

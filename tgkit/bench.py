@@ -24,11 +24,17 @@ and each reports its median round, so that a machine that slows down or speeds u
 `--plan PROFILE` adds what the profile's notebook batch would cost at the measured rates
 (`tgkit.budget`): a plan, not a measurement.
 
+`--compare authors` times the authors' style of loop beside the kit's instead (`tgkit.comparator`).
+
+`--inference` adds the CPU inference table of notebook 05 (`tgkit.inference`): the student (random
+weights, global magnitude masks) through each backend (dense, masked dense, sparse, onnxruntime), per
+batch size and sparsity, in ms per batch and images/s (`--only-inference`: that table alone).
+
 Defaults follow the device. On CUDA: the full profile's networks (ResNet-18 width 64 student,
 ResNet-50 width 64 teacher) at batch 512. On the CPU: the same student at width 16, a ResNet-18
 width 16 teacher, batch 128 and a few steps: under a minute on 2 idle cores, several times that when
-other processes share them. As in `train.fit`, bf16 autocast, channels_last and torch.compile apply
-on CUDA only.
+other processes share them. As in `train.fit`, bf16 autocast (with channels_last) applies where the
+device has bf16 units (`--precision`), torch.compile on CUDA only; scoring runs in fp32.
 """
 
 from __future__ import annotations
@@ -46,9 +52,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tgkit import budget, hparams, masker, scorer
-from tgkit.data import ImageData
-from tgkit.device import default_device, device_name, stopwatch
+from tgkit import budget, comparator, hparams, inference, masker, scorer
+from tgkit.data import ImageData, load_dataset
+from tgkit.device import default_device, device_name, precision_name, stopwatch
 from tgkit.hparams import BENCH_DEVICE_DEFAULTS, BenchConfig, TrainConfig
 from tgkit.models import build_model
 from tgkit.train import MaskEnforcer, TrainingStep, evaluate, memory_format_for
@@ -144,7 +150,7 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
     train_config = TrainConfig(
         epochs=math.ceil(total_steps / steps_per_epoch) + 1,
         batch_size=config.batch_size,
-        amp=config.amp,
+        precision=config.precision,
         channels_last=config.channels_last,
         compile=config.compile,
     )
@@ -170,7 +176,7 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
             enforcer=masked_enforcer(pruned_for_kd, config.sparsity),
         ),
     }
-    channels_last = memory_format_for(device, config.channels_last) == torch.channels_last
+    channels_last = memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
     batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
 
     say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
@@ -230,7 +236,7 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
 def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) -> dict:
     """Images/s of `train.evaluate` on the test split, of a student and a teacher laid out as `train.fit`
     leaves them; a first, untimed pass warms up the same batch shapes."""
-    memory_format = memory_format_for(device, config.channels_last)
+    memory_format = memory_format_for(device, config.channels_last, config.precision)
     rates = {}
     for key, arch, width in (
         ("eval_img_s", config.arch, config.width),
@@ -239,8 +245,9 @@ def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) 
         model = build_model(arch, NUM_CLASSES, in_channels=config.image_shape[0], width=width).to(
             device, memory_format=memory_format
         )
-        evaluate(model, data, "test", device=device)
-        rates[key] = config.eval_images / timed(partial(evaluate, model, data, "test", device=device), device)
+        evaluation = partial(evaluate, model, data, "test", device=device, precision=config.precision)
+        evaluation()
+        rates[key] = config.eval_images / timed(evaluation, device)
     return rates
 
 
@@ -259,8 +266,10 @@ def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] =
         "student": f"{config.arch} width {config.width}",
         "teacher": f"{config.teacher_arch} width {config.teacher_width}",
         "batch_size": config.batch_size,
-        "autocast": "bf16" if cuda and config.amp else "off (fp32)",
-        "channels_last": on_off(cuda and config.channels_last),
+        "autocast": precision_name(device, config.precision),
+        "channels_last": on_off(
+            memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
+        ),
         "compile": on_off(cuda and config.compile),
         "cudnn_benchmark": on_off(cuda and config.cudnn_benchmark),
         "sparsity": config.sparsity,
@@ -325,7 +334,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student (CUDA only, as in fit)")
-    parser.add_argument("--no-amp", dest="amp", action="store_false", help="train in fp32 instead of bf16 autocast")
+    parser.add_argument(
+        "--precision",
+        choices=hparams.PRECISIONS,
+        default="auto",
+        help="auto (default): bf16 autocast where the device has bf16 units (a GPU, a CPU with AMX or "
+        "AVX-512 BF16), else fp32; bf16 or fp32 force it",
+    )
     parser.add_argument(
         "--no-channels-last", dest="channels_last", action="store_false", help="keep the default memory format on CUDA"
     )
@@ -343,6 +358,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--plan-dataset", metavar="DATASET", help="the dataset of --plan (default: the profile's)")
     parser.add_argument(
+        "--inference", action="store_true", help="also time CPU inference per backend (tgkit.inference)"
+    )
+    parser.add_argument("--only-inference", action="store_true", help="time CPU inference only, no training steps")
+    parser.add_argument(
+        "--compare",
+        choices=["authors"],
+        help="authors: time the authors' style of loop (PIL transforms, DataLoader, fp32; 32 and 224 px) beside "
+        "the kit's on CIFAR-10 (tgkit.comparator), instead of the throughput table",
+    )
+    parser.add_argument(
         "--scale-to-dense-img-s",
         type=float,
         metavar="N",
@@ -350,36 +375,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scaled to a GPU's expected dense rate; the plan says it is scaled",
     )
     return parser.parse_args(argv)
-
-
-def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
-    """The plan of `budget.stage_plan` as a table with a total per notebook, labelled as a plan."""
-    how = (
-        f"every rate scaled by the same factor so that dense training runs at {scaled_to:,.0f} images/s"
-        if scaled_to
-        else "the rates measured above"
-    )
-    lines = [
-        f"PLAN (arithmetic, not a measurement): images per stage / {how}; "
-        f"{budget.NOTEBOOK_OVERHEAD_S:.0f} s per notebook assumed for start-up and figures"
-    ]
-    shown = plan.assign(minutes=plan["seconds"] / 60)
-    lines.append(
-        shown.to_string(
-            index=False,
-            formatters={
-                "img_s": "{:,.0f}".format,
-                "seconds": "{:.1f}".format,
-                "minutes": "{:.2f}".format,
-                "images": "{:,}".format,
-            },
-        )
-    )
-    totals = budget.per_notebook(plan)
-    lines.append(
-        "planned seconds per notebook: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items())
-    )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -409,11 +404,25 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         rounds=args.rounds,
         warmup=args.warmup,
         device=args.device,
-        amp=args.amp,
+        precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
         cudnn_benchmark=args.cudnn_benchmark,
     )
+    if args.compare:
+        device = torch.device(args.device or default_device())
+        cifar = load_dataset("cifar10", download=False).to(device)
+        table = comparator.compare(cifar, device, **({"steps": args.steps} if args.steps else {}))
+        print(comparator.format_comparison(table))
+        if args.csv:
+            table.to_csv(args.csv, index=False)
+        return table
+    if args.inference or args.only_inference:
+        student = resolved(dataclasses.replace(config, device="cpu"))
+        latency = inference.benchmark(student.arch, student.width, student.image_shape, hparams.DeploymentConfig())
+        print(inference.format_latency(latency))
+        if args.only_inference:
+            return latency
     table = run_bench(config, say=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_report(table))
     if args.csv:
@@ -426,7 +435,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             rates["score_s_per_50k"] /= factor
         plan = budget.stage_plan(planned, rates)
         print()
-        print(format_plan(plan, scaled_to=args.scale_to_dense_img_s))
+        print(budget.format_plan(plan, scaled_to=args.scale_to_dense_img_s))
     return table
 
 

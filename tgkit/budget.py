@@ -149,3 +149,33 @@ def per_notebook(plan: pd.DataFrame) -> pd.Series:
     """Planned seconds per notebook, and the total."""
     seconds = plan.groupby("notebook")["seconds"].sum()
     return pd.concat([seconds, pd.Series({"total": seconds.sum()})])
+
+
+def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
+    """The plan of `stage_plan` as a table with a total per notebook, labelled as a plan."""
+    how = (
+        f"every rate scaled by the same factor so that dense training runs at {scaled_to:,.0f} images/s"
+        if scaled_to
+        else "the rates measured above"
+    )
+    lines = [
+        f"PLAN (arithmetic, not a measurement): images per stage / {how}; "
+        f"{NOTEBOOK_OVERHEAD_S:.0f} s per notebook assumed for start-up and figures"
+    ]
+    shown = plan.assign(minutes=plan["seconds"] / 60)
+    lines.append(
+        shown.to_string(
+            index=False,
+            formatters={
+                "img_s": "{:,.0f}".format,
+                "seconds": "{:.1f}".format,
+                "minutes": "{:.2f}".format,
+                "images": "{:,}".format,
+            },
+        )
+    )
+    totals = per_notebook(plan)
+    lines.append(
+        "planned seconds per notebook: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items())
+    )
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from tgkit import checkpoint, data, hparams
+from tgkit.device import precision_name
 from tgkit.pipeline import Experiment
 
 EXIT_ERROR = 2  # every handled error, as argparse's own usage errors
@@ -213,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         config, experiment = configure(args)
         experiment.check_requests(config.sparsities, over=args.over)
         table = experiment.summary_table(over=args.over)
-        print(f"\nprofile {config.profile}, dataset {config.dataset}, device {experiment.device_name}")
+        autocast = precision_name(experiment.device, config.student_training.precision)
+        print(
+            f"\nprofile {config.profile}, dataset {config.dataset}, device {experiment.device_name}, training {autocast}"
+        )
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         if args.output:
             checkpoint.write_text_atomic(table.to_csv(index=False), args.output)

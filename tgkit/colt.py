@@ -263,7 +263,9 @@ class ColtSearch:
                 progress=self.progress,
                 desc=f"{self.config.method} ticket",
             )
-            accuracy = evaluate(ticket, self.data, "test", device=self.device)
+            accuracy = evaluate(
+                ticket, self.data, "test", device=self.device, precision=self.config.final_training.precision
+            )
         return ticket, {
             "test_accuracy": accuracy,
             "history": history,

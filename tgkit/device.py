@@ -4,7 +4,10 @@ default_device()        CUDA when there is a GPU, else the CPU
 device_name(device)     "NVIDIA H100 80GB HBM3", or "cpu (2 threads)": what tables and manifests print
 numerics(device)        what changes a computation's numbers besides its settings: the device type
                         and, on a CPU, torch's thread count (1 and 2 threads give different
-                        weights); the run cache keys every stage by it
+                        weights) and whether it has bf16 units; the run cache keys every stage by it
+autocast_dtype(device, precision)
+                        bf16 or None (fp32) for a `TrainConfig.precision`: "auto" is bf16 where the
+                        device multiplies bf16 natively (`native_bf16`), "bf16" and "fp32" force it
 stopwatch(device)       wall-clock seconds of a block, queued GPU work waited for at both ends (a
                         `Stopwatch`, which also reads the time so far: the one timing helper)
 """
@@ -16,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+from tgkit.hparams import PRECISIONS
 
 
 def default_device() -> torch.device:
@@ -36,11 +41,41 @@ def device_name(device: torch.device | str) -> str:
 
 
 def numerics(device: torch.device | str) -> dict:
-    """What, besides the settings, decides the numbers a stage computes on `device`."""
+    """What, besides the settings, decides the numbers a stage computes on `device` (on a CPU whether
+    it has bf16 units too: `precision="auto"` trains in bf16 on one and in fp32 on another)."""
     device = torch.device(device)
     if device.type == "cpu":
-        return {"device": "cpu", "cpu_threads": torch.get_num_threads()}
+        return {"device": "cpu", "cpu_threads": torch.get_num_threads(), "native_bf16": native_bf16(device)}
     return {"device": device.type}
+
+
+# torch's own CPU capability queries: AMX tiles (Sapphire Rapids and later), AVX-512 BF16 (Cooper Lake, Zen 4)
+CPU_BF16_QUERIES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` multiplies bf16 in hardware: a CUDA GPU that supports it, or a CPU with AMX or
+    AVX-512 BF16 (elsewhere bf16 is emulated, slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(getattr(torch.cpu, query, lambda: False)() for query in CPU_BF16_QUERIES)
+    return False
+
+
+def autocast_dtype(device: torch.device | str, precision: str) -> torch.dtype | None:
+    """The dtype to autocast to for `precision` on `device` (see `PRECISIONS`), None for fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return None
+
+
+def precision_name(device: torch.device | str, precision: str) -> str:
+    """ "bf16" or "fp32": what `precision` trains in on `device`, as tables and manifests print it."""
+    return "bf16" if autocast_dtype(device, precision) else "fp32"
 
 
 class Stopwatch:

@@ -5,7 +5,8 @@
     KDConfig         the teacher-guided loss: alpha, T, beta, the order of normalising and dividing by T
     ScoringConfig    teacher-guided importance scoring (and SNIP's passes)
     ColtConfig       the iterative baselines COLT and LTH
-    RunConfig        a whole run: data, both networks, every schedule, the sweep, COLT
+    DeploymentConfig what notebook 05 exports and times (sizes, CPU latency per backend)
+    RunConfig        a whole run: data, both networks, every schedule, the sweep, COLT, deployment
     BenchConfig      what the throughput benchmark measures
 
 The run cache (`tgkit.runcache`) keys every stage by the stage's own dataclass below (`DataConfig`,
@@ -15,7 +16,7 @@ enters the key by itself, so no cached result is ever reused for a setting it wa
 Profiles, side by side (`profile(name, dataset, **overrides)`; `dataclasses.replace` changes any field):
 
     smoke   digits (embedded, offline), tiny ResNet-10s   about a minute on a CPU; the tests' and CI's profile
-    quick   CIFAR-10 subset, narrow ResNets, few epochs   about 15 minutes on 2 CPU cores
+    quick   CIFAR-10 subset, narrow ResNets, few epochs   9 minutes (the CLI), 22 (the batch) on 2 cores with bf16
     fast    the paper's networks (ResNet-50 teacher,      the notebook batch in at most 7 minutes of one
             ResNet-18 student, width 64), full data,      H100/H200 (a short GPU slot: Colab, a cluster
             short schedules                               queue's debug partition)
@@ -58,6 +59,8 @@ OVER = ("all", "prunable")
 # --------------------------------------------------------------------------------------------------
 # the parts
 
+PRECISIONS = ("auto", "bf16", "fp32")  # of TrainConfig and BenchConfig: see device.autocast_dtype
+
 
 @dataclass
 class ModelSpec:
@@ -84,9 +87,15 @@ class TrainConfig:
     schedule: str = "onecycle"  # "onecycle" or "constant"
     warmup_epochs: float = 1.0
     patience: int | None = None  # stop after this many epochs without a better validation accuracy
-    amp: bool = True  # bf16 autocast, on CUDA only
-    channels_last: bool = True  # on CUDA only
+    # "auto": bf16 autocast where the device has bf16 units (CUDA; a CPU with AMX or AVX-512 BF16), fp32
+    # elsewhere; "bf16" or "fp32" force it (device.autocast_dtype)
+    precision: str = "auto"
+    channels_last: bool = True  # NHWC tensors, with bf16 autocast (on a CPU: only with it, where it pays)
     compile: bool = False  # torch.compile, on CUDA only
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
@@ -179,6 +188,25 @@ class ColtConfig:
         return "LTH" if self.partitions == 1 else f"COLT (P={self.partitions})"
 
 
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """What notebook 05 (and `tgkit.bench --inference`) exports and times, on the CPU.
+
+    sparsities: over all weights, each a teacher-guided mask of the dense student; file size and latency
+        depend only on where the zeros are, so these need no retraining (the sweep's retrained students,
+        which do, are added to them for the accuracy of the exported values).
+    batch_sizes: a single image (latency) and a batch (throughput).
+    min_run_time: seconds of calls behind each network measurement (`torch.utils.benchmark`);
+        `layer_min_run_time` behind each layer's.
+    """
+
+    sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.977, 0.99)
+    batch_sizes: tuple[int, ...] = (1, 64)
+    min_run_time: float = 0.3
+    layer_min_run_time: float = 0.05
+    values: tuple[str, ...] = ("float32", "float16", "bfloat16")  # the value types of the export
+
+
 @dataclass
 class RunConfig:
     profile: str
@@ -206,6 +234,7 @@ class RunConfig:
     # table is measured in its own process; False reads them from the shared run cache, where the notebooks
     # before it measured them (on the same device in a batch; the table marks them "run cache").
     latency_from_scratch: bool = True
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)  # notebook 05
 
     @property
     def data(self) -> DataConfig:
@@ -285,7 +314,7 @@ class BenchConfig:
     rounds: int = 3
     sparsity: float = 0.9
     device: str | None = None
-    amp: bool = True
+    precision: str = "auto"  # as TrainConfig.precision
     channels_last: bool = True
     compile: bool = False
     cudnn_benchmark: bool = False
@@ -325,6 +354,9 @@ def _smoke(dataset: str) -> RunConfig:
         sparsities=(0.90, 0.95),
         sweep=(0.5, 0.9, 0.95),
         seeds=(0, 1),
+        deployment=DeploymentConfig(
+            sparsities=(0.5, 0.9, 0.98), batch_sizes=(1, 32), min_run_time=0.02, layer_min_run_time=0.005
+        ),
         # 3 epochs a round, ~10 rounds to 90%
         colt=ColtConfig(
             model=student,
@@ -343,17 +375,20 @@ def _quick(dataset: str) -> RunConfig:
         train_subset=20_000,
         teacher=ModelSpec("resnet18", 16),
         student=student,
-        teacher_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
-        student_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
+        # bf16 on a CPU with bf16 units (1.8x fp32 here) pays for 10 epochs instead of 6
+        teacher_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
+        student_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
         retraining=RetrainConfig(epochs=2, batch_size=128, lr=0.05),
         scoring=ScoringConfig(epochs=1, batch_size=256),
         sweep=(0.5046, 0.90, 0.977),
+        baseline_sweep=(0.90, 0.977),
         temperatures=(3.0, 5.0),
-        # 2 epochs a round (a block holds 1/P of the images); the ticket as long as the dense student
+        latency_from_scratch=False,
+        # 1 epoch a round (a block holds 1/P of the images); the ticket as long as the dense student
         colt=ColtConfig(
             model=student,
-            round_training=TrainConfig(epochs=2, batch_size=128, lr=0.1),
-            final_training=TrainConfig(epochs=6, batch_size=128, lr=0.1),
+            round_training=TrainConfig(epochs=1, batch_size=128, lr=0.1),
+            final_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
             target_sparsity=0.90,
         ),
     )

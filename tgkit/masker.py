@@ -125,6 +125,13 @@ def global_masks(scores: dict[str, Tensor], sparsity: float) -> dict[str, Tensor
     return masks
 
 
+def highest_target(model: nn.Module, layer_types: tuple[type[nn.Module], ...] = (nn.Conv2d,)) -> float:
+    """The sparsity over all weights that pruning every prunable weight would reach, N_prunable / N_all:
+    every target of `sparsity_for_target` over "all" must stay below it."""
+    prunable = sum(param.numel() for param in prunable_parameters(model, layer_types).values())
+    return prunable / sum(param.numel() for param in weight_parameters(model).values())
+
+
 def sparsity_for_target(
     model: nn.Module,
     target: float,

@@ -10,7 +10,8 @@
 `start` sets torch's CPU threads (before the run cache keys anything by them), builds the profile's
 configuration and its `pipeline.Experiment`, and prints what the notebook runs on and where its
 figures go (`figures/<profile>/<dataset>/`). `finish` writes `<notebook>.manifest.json` there: git
-commit, package versions, device, profile, seed, the configuration, the wall-clock of every step of
+commit, package versions, device (and what changes its numbers: threads, bf16 units, the autocast
+of training), profile, seed, the configuration, the wall-clock of every step of
 the notebook, and every pipeline stage it used (computed now or read from the run cache).
 """
 
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 
 from tgkit import cli, hparams, report
+from tgkit.device import numerics, precision_name
 from tgkit.hparams import RunConfig
 from tgkit.pipeline import Experiment
 
@@ -60,6 +62,8 @@ class NotebookRun:
             device=self.experiment.device_name,
             clock=self.clock,
             config=c,
+            numerics=numerics(self.experiment.device),
+            training_precision=precision_name(self.experiment.device, c.student_training.precision),
             pipeline_stages=self.experiment.timings,
             **extra,
         )

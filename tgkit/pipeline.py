@@ -151,7 +151,8 @@ class Experiment:
                 after_epoch=stage.checkpointed,
             )
             stage.save(model.state_dict(), "model.pt")
-            return {"history": history, "test_accuracy": evaluate(model, self.data, "test", device=self.device)}
+            accuracy = evaluate(model, self.data, "test", device=self.device, precision=settings.training.precision)
+            return {"history": history, "test_accuracy": accuracy}
 
         result = self._run(stage, compute)
         model = self._build(settings.model, self._init_seed(0))
@@ -291,7 +292,9 @@ class Experiment:
             masker.save_pruned(stage.path("model.pt"), model, masks)
             return {
                 "history": history,
-                "test_accuracy": evaluate(model, self.data, "test", device=self.device),
+                "test_accuracy": evaluate(
+                    model, self.data, "test", device=self.device, precision=self.config.retraining.precision
+                ),
                 "sparsity_all": masker.global_sparsity(model, masks, over="all"),
                 "sparsity_prunable": masker.global_sparsity(model, masks, over="prunable"),
                 "pruning_seconds": pruning.seconds,

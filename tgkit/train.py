@@ -15,8 +15,10 @@ off zero on the next step. The `MaskEnforcer` therefore, around every optimizer 
 
 so that no optimizer, with any weight decay, can regrow a pruned connection.
 
-On a GPU it runs with bf16 autocast and channels_last tensors, and optionally `torch.compile`; the
-dataset stays resident on the device and is augmented there (see `data.Batches`).
+It trains with bf16 autocast and channels_last tensors wherever the device multiplies bf16 natively
+(a GPU; a CPU with AMX or AVX-512 BF16: `TrainConfig.precision`, `device.autocast_dtype`), in fp32
+elsewhere, and on a GPU optionally with `torch.compile`; the dataset stays resident on the device and
+is augmented there (see `data.Batches`).
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ from torch import nn
 
 from tgkit import checkpoint, losses
 from tgkit.data import ImageData
-from tgkit.device import default_device, synchronize
+from tgkit.device import autocast_dtype, default_device, synchronize
 from tgkit.hparams import KDConfig, TrainConfig
 from tgkit.models import num_classes_of
 from tgkit.progress import progress_bar
 
 
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+def _autocast(device: torch.device, precision: str):
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 @torch.no_grad()
@@ -52,14 +55,17 @@ def predict(
     *,
     batch_size: int = 1024,
     device: torch.device | str | None = None,
+    precision: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (float32, CPU) and labels of a whole split, in order, in eval mode; the mode is restored."""
+    """Logits (float32, CPU) and labels of a whole split, in order, in eval mode (the mode is restored),
+    computed at `precision` (as `TrainConfig.precision`: the training's, for like-with-like numbers)."""
     device = torch.device(device or next(model.parameters()).device)
     was_training = model.training
     model.eval()
     logits, labels = [], []
-    for x, y in data.batches(split, batch_size, device=device, channels_last=device.type == "cuda"):
-        with _autocast(device, True):
+    channels_last = memory_format_for(device, True, precision) == torch.channels_last
+    for x, y in data.batches(split, batch_size, device=device, channels_last=channels_last):
+        with _autocast(device, precision):
             logits.append(model(x).float())
         labels.append(y)
     model.train(was_training)
@@ -115,9 +121,11 @@ def _make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
 
 
-def memory_format_for(device: torch.device, channels_last: bool) -> torch.memory_format:
-    """channels_last (NHWC) speeds up convolutions with tensor cores on a GPU; on a CPU it does not."""
-    return torch.channels_last if device.type == "cuda" and channels_last else torch.contiguous_format
+def memory_format_for(device: torch.device, channels_last: bool, precision: str) -> torch.memory_format:
+    """channels_last (NHWC) speeds up convolutions with tensor cores on a GPU, and bf16 convolutions on
+    a CPU (oneDNN's AMX kernels take NHWC); fp32 convolutions on a CPU it does not."""
+    wanted = channels_last and (device.type == "cuda" or autocast_dtype(device, precision) is not None)
+    return torch.channels_last if wanted else torch.contiguous_format
 
 
 class MaskEnforcer:
@@ -177,8 +185,8 @@ class TrainingStep:
         kd: KDConfig | None = None,
         enforcer: MaskEnforcer | None = None,
     ):
-        self.device, self.amp = device, config.amp
-        self.memory_format = memory_format_for(device, config.channels_last)
+        self.device, self.precision = device, config.precision
+        self.memory_format = memory_format_for(device, config.channels_last, config.precision)
         self.model = model.to(device, memory_format=self.memory_format)
         self.teacher = None if teacher is None else teacher.to(device, memory_format=self.memory_format).eval()
         self.kd = kd or KDConfig()
@@ -190,7 +198,7 @@ class TrainingStep:
             enforcer.attach(self.optimizer)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with _autocast(self.device, self.amp):
+        with _autocast(self.device, self.precision):
             logits = self.step_model(x)
             if self.teacher is None:
                 loss = F.cross_entropy(logits.float(), y)
@@ -256,7 +264,7 @@ def fit(
     if teacher is not None:
         check_same_classes(model, teacher, data)
     data = data.to(device)  # resident on the device: batches copy nothing per epoch
-    channels_last = memory_format_for(device, config.channels_last) == torch.channels_last
+    channels_last = memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
     steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
     enforcer = MaskEnforcer(model, masks) if masks is not None else None
     step = TrainingStep(model, config, device, steps_per_epoch, teacher=teacher, kd=kd, enforcer=enforcer)
@@ -301,7 +309,7 @@ def fit(
                 f"(now {config.lr}) or check the data; "
                 + (f"the last finished epoch is kept in {resume}." if resume else "nothing was saved.")
             )
-        val_accuracy = evaluate(model, data, "val", device=device)
+        val_accuracy = evaluate(model, data, "val", device=device, precision=config.precision)
         synchronize(device)
         state["history"].append(
             {

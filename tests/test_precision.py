@@ -1,0 +1,71 @@
+"""bf16 autocast where the device has bf16 units: the choice, the setting that forces it, the run cache
+key that records it, and training that stays deterministic at a fixed thread count."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from tgkit import data, device, models
+from tgkit.hparams import TrainConfig
+from tgkit.train import fit, memory_format_for
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_dataset("digits", progress=False)
+
+
+def cpu_with_bf16_units(monkeypatch, present: bool) -> None:
+    for query in device.CPU_BF16_QUERIES:
+        monkeypatch.setattr(torch.cpu, query, lambda: present, raising=False)
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_auto_is_bf16_exactly_where_the_cpu_has_bf16_units(monkeypatch, present):
+    cpu_with_bf16_units(monkeypatch, present)
+    assert device.native_bf16("cpu") is present
+    assert device.autocast_dtype("cpu", "auto") == (torch.bfloat16 if present else None)
+    assert device.autocast_dtype("cpu", "bf16") == torch.bfloat16  # forced: emulated where there are no units
+    assert device.autocast_dtype("cpu", "fp32") is None
+    assert device.numerics("cpu")["native_bf16"] is present  # so a cache made on one is not read on the other
+
+
+def test_channels_last_goes_with_bf16_on_a_cpu(monkeypatch):
+    cpu_with_bf16_units(monkeypatch, True)
+    cpu = torch.device("cpu")
+    assert memory_format_for(cpu, True, "auto") == torch.channels_last
+    assert memory_format_for(cpu, True, "fp32") == torch.contiguous_format
+    assert memory_format_for(cpu, False, "auto") == torch.contiguous_format
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    with pytest.raises(ValueError, match="auto, bf16, fp32"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(ValueError, match="auto, bf16, fp32"):
+        device.autocast_dtype("cpu", "int8")
+
+
+def train(digits, precision: str) -> dict:
+    torch.manual_seed(0)
+    model = models.build_model("resnet10", 10, in_channels=1, width=4)
+    config = TrainConfig(epochs=1, batch_size=64, lr=0.05, precision=precision)
+    trained, _ = fit(model, digits, config, device="cpu", seed=0, progress=False)
+    return {name: tensor.clone() for name, tensor in trained.state_dict().items()}
+
+
+def test_bf16_training_is_deterministic_at_a_fixed_thread_count_and_differs_from_fp32(digits):
+    first, second = train(digits, "bf16"), train(digits, "bf16")
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    fp32 = train(digits, "fp32")
+    assert any(not torch.equal(first[name], fp32[name]) for name in first if first[name].is_floating_point())
+
+
+def test_the_precision_is_part_of_a_stage_key(tmp_path):
+    from tgkit.runcache import RunCache
+
+    cache = RunCache(tmp_path, torch.device("cpu"))
+    auto, fp32 = TrainConfig(), dataclasses.replace(TrainConfig(), precision="fp32")
+    assert cache.stage("teacher", auto).id != cache.stage("teacher", fp32).id
