@@ -192,12 +192,10 @@ class ColtConfig:
 class DeploymentConfig:
     """What notebook 05 (and `tgkit.bench --inference`) exports and times, on the CPU.
 
-    sparsities: over all weights, each a teacher-guided mask of the dense student; file size and latency
-        depend only on where the zeros are, so these need no retraining (the sweep's retrained students,
-        which do, are added to them for the accuracy of the exported values).
-    batch_sizes: a single image (latency) and a batch (throughput).
-    min_run_time: seconds of calls behind each network measurement (`torch.utils.benchmark`);
-        `layer_min_run_time` behind each layer's.
+    sparsities: over all weights, teacher-guided masks of the dense student: size and latency depend only
+        on where the zeros are, so no retraining (the sweep's retrained students give the accuracy).
+    batch_sizes: a single image (latency) and a batch (throughput). min_run_time: seconds of calls behind
+        each network measurement (`torch.utils.benchmark`), `layer_min_run_time` behind each layer's.
     """
 
     sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.977, 0.99)
