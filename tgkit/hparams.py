@@ -16,7 +16,7 @@ enters the key by itself, so no cached result is ever reused for a setting it wa
 Profiles, side by side (`profile(name, dataset, **overrides)`; `dataclasses.replace` changes any field):
 
     smoke   digits (embedded, offline), tiny ResNet-10s   about a minute on a CPU; the tests' and CI's profile
-    quick   CIFAR-10 subset, narrow ResNets, few epochs   9 minutes (the CLI), 22 (the batch) on 2 cores with bf16
+    quick   CIFAR-10 subset, narrow ResNets, few epochs   9 minutes (the CLI), 22-27 (the batch) on 2 cores, bf16
     fast    the paper's networks (ResNet-50 teacher,      the notebook batch in at most 7 minutes of one
             ResNet-18 student, width 64), full data,      H100/H200 (a short GPU slot: Colab, a cluster
             short schedules                               queue's debug partition)
