@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -35,7 +34,7 @@ from torchvision import transforms
 from torchvision.models import resnet18
 
 from tgkit.data import ImageData
-from tgkit.device import device_name, precision_name, synchronize
+from tgkit.device import device_name, precision_name, stopwatch
 from tgkit.hparams import TrainConfig
 from tgkit.models import build_model
 from tgkit.train import TrainingStep, memory_format_for
@@ -86,11 +85,9 @@ def authors_rate(model: nn.Module, loader: DataLoader, device: torch.device, war
 
     for _ in range(warmup):
         step()
-    synchronize(device)
-    started = time.perf_counter()
-    images = sum(step() for _ in range(steps))
-    synchronize(device)
-    return images / (time.perf_counter() - started)
+    with stopwatch(device) as clock:
+        images = sum(step() for _ in range(steps))
+    return images / clock.seconds
 
 
 def kit_rate(
@@ -107,15 +104,13 @@ def kit_rate(
     )
     for _ in range(warmup):
         step(*next(batches))
-    synchronize(device)
-    started = time.perf_counter()
-    images = 0
-    for _ in range(steps):
-        x, y = next(batches)
-        step(x, y)
-        images += len(y)
-    synchronize(device)
-    return images / (time.perf_counter() - started)
+    with stopwatch(device) as clock:
+        images = 0
+        for _ in range(steps):
+            x, y = next(batches)
+            step(x, y)
+            images += len(y)
+    return images / clock.seconds
 
 
 def compare(
