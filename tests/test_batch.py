@@ -13,7 +13,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from tgkit import batch, hparams
+from tgkit import hparams
+from tgkit.study import batch
+from tgkit.util.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = hparams.profile("smoke")
@@ -42,7 +44,7 @@ EXPECTED = {
 
 def run_batch(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tgkit.batch", "--cell-timeout", CELL_TIMEOUT, *arguments],
+        [sys.executable, "-m", "tgkit", "batch", "--cell-timeout", CELL_TIMEOUT, *arguments],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -217,7 +219,7 @@ def test_a_cell_past_the_timeout_fails_its_notebook_in_a_headless_kernel(tmp_pat
 
 
 def test_unknown_notebook_is_refused_with_the_available_ones():
-    with pytest.raises(SystemExit, match="01_teacher_training"):
+    with pytest.raises(InputError, match="01_teacher_training"):
         batch.find_notebooks(["no_such_notebook"])
 
 

@@ -7,7 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from tgkit import bench, device
+from tgkit import hparams
+from tgkit.bench import cli
+from tgkit.bench import throughput as bench
+from tgkit.hparams import BenchConfig
+from tgkit.util import device
 
 TINY = dict(
     arch="resnet10",
@@ -56,7 +60,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tensors this small run slo
 
 @pytest.fixture(scope="module")
 def tiny_table():
-    return bench.run_bench(bench.BenchConfig(**TINY))
+    return bench.run_bench(BenchConfig(**TINY))
 
 
 def test_one_row_with_every_setting_and_measurement(tiny_table):
@@ -94,9 +98,9 @@ def test_report_has_a_line_per_entry(tiny_table):
 
 
 def test_defaults_follow_the_device():
-    cpu = bench.resolved(bench.BenchConfig(device="cpu"))
+    cpu = bench.resolved(BenchConfig(device="cpu"))
     assert (cpu.width, cpu.teacher_arch) == (16, "resnet18")
-    cuda = bench.resolved(bench.BenchConfig(device="cuda", width=32))  # resolving touches no GPU
+    cuda = bench.resolved(BenchConfig(device="cuda", width=32))  # resolving touches no GPU
     assert (cuda.width, cuda.teacher_arch, cuda.teacher_width, cuda.batch_size) == (32, "resnet50", 64, 512)
 
 
@@ -121,7 +125,7 @@ def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, mon
     run_bench = bench.run_bench
     monkeypatch.setattr(bench, "run_bench", small_run_bench)
     csv = tmp_path / "bench.csv"
-    bench.main(
+    cli.main(
         [
             "--device",
             "cpu",
@@ -144,7 +148,7 @@ def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, mon
         ]
     )
     assert configs == [
-        bench.BenchConfig(
+        BenchConfig(
             arch="resnet10",
             width=4,
             teacher_arch="resnet10",
@@ -169,7 +173,7 @@ def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkey
 
     run_bench = bench.run_bench
     monkeypatch.setattr(bench, "run_bench", small_run_bench)
-    bench.main(
+    cli.main(
         [
             "--device",
             "cpu",
@@ -185,7 +189,7 @@ def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkey
             "1000",
         ]
     )
-    smoke = bench.hparams.profile("smoke")
+    smoke = hparams.profile("smoke")
     (config,) = configs
     assert (config.arch, config.width, config.teacher_arch, config.teacher_width) == (
         smoke.student.arch,

@@ -5,7 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from tgkit import budget, hparams, sweep
+from tgkit import hparams
+from tgkit.bench import budget
+from tgkit.study import sweep
 
 # Rates of one kind of step each, in images/s, chosen so that every stage's seconds are easy to check.
 RATES = {

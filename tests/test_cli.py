@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tgkit import cli, hparams
+from tgkit import hparams
+from tgkit.study import cli
+from tgkit.util import flags
+from tgkit.util.errors import EXIT_ERROR, InputError
 
 
 def run(*argv: str) -> int:
@@ -23,7 +26,7 @@ def stage_folders(runs_dir: Path) -> list[str]:
 
 
 def test_any_field_can_be_set_nested_ones_included():
-    config = cli.apply_settings(
+    config = flags.apply_settings(
         hparams.profile("quick"),
         [
             "teacher_training.epochs=3",
@@ -56,8 +59,8 @@ def test_any_field_can_be_set_nested_ones_included():
     ],
 )
 def test_a_bad_setting_names_what_the_field_takes(assignment, message):
-    with pytest.raises(cli.CliError, match=message):
-        cli.apply_settings(hparams.profile("quick"), [assignment])
+    with pytest.raises(InputError, match=message):
+        flags.apply_settings(hparams.profile("quick"), [assignment])
 
 
 def test_help_lists_every_settable_field(capsys):
@@ -70,7 +73,7 @@ def test_help_lists_every_settable_field(capsys):
 
 
 def test_a_subset_larger_than_the_data_says_which_setting_fixes_it(tmp_path, capsys):
-    assert run("--profile", "smoke", "--set", "train_subset=5000", "--runs-dir", str(tmp_path)) == cli.EXIT_ERROR
+    assert run("--profile", "smoke", "--set", "train_subset=5000", "--runs-dir", str(tmp_path)) == EXIT_ERROR
     error = capsys.readouterr().err
     assert error.startswith("error: train_subset=5000") and "--set train_subset=none" in error
 
@@ -93,7 +96,7 @@ def test_bad_arguments_fail_with_one_exit_status_and_a_message(tmp_path, capsys)
     ]
     for arguments, message in cases:
         runs = tmp_path / "runs"
-        assert run("--profile", "smoke", "--runs-dir", str(runs), *arguments) == cli.EXIT_ERROR, arguments
+        assert run("--profile", "smoke", "--runs-dir", str(runs), *arguments) == EXIT_ERROR, arguments
         error = capsys.readouterr().err
         assert error.startswith("error: ") and message in error and "Traceback" not in error, (arguments, error)
         assert stage_folders(runs) == [], f"{arguments} left stage folders behind"
@@ -101,7 +104,7 @@ def test_bad_arguments_fail_with_one_exit_status_and_a_message(tmp_path, capsys)
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_gpu_where_there_is_none(tmp_path, capsys):
-    assert run("--device", "cuda", "--runs-dir", str(tmp_path)) == cli.EXIT_ERROR
+    assert run("--device", "cuda", "--runs-dir", str(tmp_path)) == EXIT_ERROR
     assert "no CUDA GPU" in capsys.readouterr().err
 
 
@@ -112,6 +115,6 @@ def test_a_run_cache_that_cannot_be_written_points_to_runs_dir(tmp_path, capsys)
         unwritable = Path(tempfile.mkdtemp(dir=tmp_path))
         unwritable.chmod(0o555)
         unwritable = unwritable / "runs"
-    assert run("--profile", "smoke", "--sparsity", "0.9", "--runs-dir", str(unwritable)) == cli.EXIT_ERROR
+    assert run("--profile", "smoke", "--sparsity", "0.9", "--runs-dir", str(unwritable)) == EXIT_ERROR
     error = capsys.readouterr().err
     assert error.startswith("error: cannot write") and "--runs-dir or TGKIT_RUNS" in error

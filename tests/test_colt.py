@@ -5,10 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tgkit import checkpoint, colt, data, hparams, masker, runcache
+from tgkit import colt, data, hparams, masker
 from tgkit.colt import ColtSearch
 from tgkit.hparams import ColtConfig, ModelSpec, TrainConfig
 from tgkit.report import latency
+from tgkit.study import runcache
+from tgkit.util import checkpoint
 
 FAST = TrainConfig(epochs=1, batch_size=64, lr=0.05)
 TINY = ColtConfig(

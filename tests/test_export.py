@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tgkit import export, masker, models
+from tgkit import masker, models
+from tgkit.deploy import export
 
 
 def pruned_resnet(conv_sparsity: float, *, arch: str = "resnet18", width: int = 16, seed: int = 0):

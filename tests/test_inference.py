@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from tgkit import inference, masker, models, sparse_conv
+from tgkit import masker, models
+from tgkit.deploy import inference, sparse_conv
 from tgkit.report import deployment
 
 # float32 sums in another order: the sparse product and the dense kernel agree to rounding only

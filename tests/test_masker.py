@@ -10,7 +10,6 @@ import torchvision
 from torch import nn
 from torch.nn.utils import prune
 
-from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from tgkit.mask_analysis import mask_overlap
 from tgkit.masker import (
     LayerCollapseWarning,
@@ -29,6 +28,7 @@ from tgkit.masker import (
 )
 from tgkit.models import build_model
 from tgkit.scorer import magnitude_scores, random_scores
+from tgkit.util.checkpoint import CheckpointError, load_checkpoint, save_atomic
 
 
 def tiny_net(seed=0):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tgkit import paper
-from tgkit.report import latency
+from tgkit.report import latency, paper
 
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "method.md"
 NOT_RUN = None  # "-" in method.md

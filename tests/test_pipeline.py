@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from conftest import require_dataset
-from tgkit import checkpoint, cli, hparams, masker, runcache
+from tgkit import hparams, masker
 from tgkit.hparams import ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
-from tgkit.pipeline import Experiment
+from tgkit.study import cli, runcache
+from tgkit.study.pipeline import Experiment
+from tgkit.util import checkpoint
+from tgkit.util.errors import EXIT_ERROR
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +104,7 @@ def test_cli_prints_the_summary_table(runs_dir, capsys, tmp_path):
     ],
 )
 def test_cli_rejects_bad_sparsity(argv, message, capsys):
-    assert cli.main(["run", "--profile", "smoke", *argv]) == cli.EXIT_ERROR  # one status for every handled error
+    assert cli.main(["run", "--profile", "smoke", *argv]) == EXIT_ERROR  # one status for every handled error
     assert message in capsys.readouterr().err
 
 

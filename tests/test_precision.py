@@ -6,9 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from tgkit import data, device, models
+from tgkit import data, models
 from tgkit.hparams import TrainConfig
 from tgkit.train import fit, memory_format_for
+from tgkit.util import device
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,7 +65,7 @@ def test_bf16_training_is_deterministic_at_a_fixed_thread_count_and_differs_from
 
 
 def test_the_precision_is_part_of_a_stage_key(tmp_path):
-    from tgkit.runcache import RunCache
+    from tgkit.study.runcache import RunCache
 
     cache = RunCache(tmp_path, torch.device("cpu"))
     auto, fp32 = TrainConfig(), dataclasses.replace(TrainConfig(), precision="fp32")

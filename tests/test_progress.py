@@ -3,7 +3,7 @@
 from tqdm import std
 from tqdm.auto import tqdm as auto_tqdm
 
-from tgkit import progress
+from tgkit.util import progress
 
 
 def test_headless_is_read_from_the_environment(monkeypatch):

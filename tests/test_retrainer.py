@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from tgkit import checkpoint, data, masker, models, scorer
+from tgkit import data, masker, models, scorer
 from tgkit.hparams import RetrainConfig, TrainConfig
 from tgkit.retrainer import retrain
 from tgkit.train import MaskEnforcer, fit
+from tgkit.util import checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from tgkit import checkpoint, device, runcache
 from tgkit.hparams import KDConfig, ScoringConfig
+from tgkit.study import runcache
+from tgkit.util import checkpoint, device
 
 
 @dataclass

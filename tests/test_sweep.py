@@ -9,9 +9,10 @@ import matplotlib
 import numpy as np
 import pytest
 
-from tgkit import hparams, sweep
-from tgkit.pipeline import Experiment
+from tgkit import hparams
 from tgkit.report import sweep as sweep_report
+from tgkit.study import sweep
+from tgkit.study.pipeline import Experiment
 
 matplotlib.use("Agg")  # no display needed
 

@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
-from tgkit import cli, hparams, runcache, sweep
+from tgkit import hparams
+from tgkit.hparams import ClusterConfig
+from tgkit.study import jobs, runcache, sweep
+from tgkit.util import flags
 
 REPO = Path(__file__).resolve().parents[1]
 # a small grid: one level, one seed, one temperature; teacher-guided with and without KD, and the baselines
@@ -35,7 +38,7 @@ NUMBERS = [
 
 
 def smoke(*settings: str) -> hparams.RunConfig:
-    return cli.apply_settings(hparams.profile("smoke"), [*GRID, *settings])
+    return flags.apply_settings(hparams.profile("smoke"), [*GRID, *settings])
 
 
 def copy_shared_stages(source: Path, target: Path) -> None:
@@ -55,8 +58,8 @@ def local_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     messages = []
     started = time.perf_counter()
-    table = sweep.run_grid(
-        [smoke()], sweep.Cluster("local", str(root / "logs"), workers=2), runs_dir=root / "runs", say=messages.append
+    table = jobs.run_grid(
+        [smoke()], ClusterConfig("local", str(root / "logs"), workers=2), runs_dir=root / "runs", say=messages.append
     )
     print(f"local sweep, 2 workers: {time.perf_counter() - started:.0f} s")
     return root, table, messages
@@ -71,9 +74,9 @@ def test_two_local_workers_give_the_in_process_sweeps_table(local_sweep, tmp_pat
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(len(os.sched_getaffinity(0)) // 2)  # the workers' threads: the same numbers
-        in_process = sweep.run_grid(
+        in_process = jobs.run_grid(
             [smoke()],
-            sweep.Cluster("debug", str(tmp_path / "logs")),
+            ClusterConfig("debug", str(tmp_path / "logs")),
             runs_dir=tmp_path / "runs",
             say=lambda message: None,
         )
@@ -86,8 +89,8 @@ def test_two_local_workers_give_the_in_process_sweeps_table(local_sweep, tmp_pat
 def test_a_grid_submitted_again_submits_nothing(local_sweep):
     root, table, _ = local_sweep
     messages = []
-    again = sweep.run_grid(
-        [smoke()], sweep.Cluster("local", str(root / "logs"), workers=2), runs_dir=root / "runs", say=messages.append
+    again = jobs.run_grid(
+        [smoke()], ClusterConfig("local", str(root / "logs"), workers=2), runs_dir=root / "runs", say=messages.append
     )
     assert "digits: 5 runs, 5 already in the run cache" in messages
     assert "0 job(s) for the shared stages, then 0 for the runs (local)" in messages
@@ -128,8 +131,8 @@ def test_notebook_03_draws_the_jobs_sweep_without_recomputing(local_sweep, tmp_p
     assert all(stage["cached"] for stage in manifest["pipeline_stages"])
 
 
-def _work_then_die(job: sweep.Job) -> None:
-    sweep.run_job(job)
+def _work_then_die(job: jobs.Job) -> None:
+    jobs.run_job(job)
 
 
 @pytest.mark.slow
@@ -137,9 +140,9 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_written_and_is_finished_l
     config = smoke("baseline_sweep=()", "retraining.epochs=10")  # ten epochs: caught in the middle
     runs = tuple(sweep.plan(config))
     threads = len(os.sched_getaffinity(0)) // 2  # a worker's, of two: the thread count is part of every key
-    sweep.run_job(sweep.Job(config, (), str(tmp_path / "runs"), None, threads))  # the shared stages, here
+    jobs.run_job(jobs.Job(config, (), str(tmp_path / "runs"), None, threads))  # the shared stages, here
     worker = multiprocessing.get_context("spawn").Process(
-        target=_work_then_die, args=(sweep.Job(config, runs, str(tmp_path / "runs"), None, threads),)
+        target=_work_then_die, args=(jobs.Job(config, runs, str(tmp_path / "runs"), None, threads),)
     )
     worker.start()
     deadline = time.monotonic() + 300
@@ -151,9 +154,9 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_written_and_is_finished_l
     (folder,) = {path.parent for path in (tmp_path / "runs").glob("pruned-*/training.ckpt")}
     assert not (folder / runcache.RESULT).exists()
     torch.load(folder / "training.ckpt", weights_only=True)  # what is there is whole
-    finished = sweep.run_grid(
+    finished = jobs.run_grid(
         [config],
-        sweep.Cluster("local", str(tmp_path / "logs"), workers=2),
+        ClusterConfig("local", str(tmp_path / "logs"), workers=2),
         runs_dir=tmp_path / "runs",
         say=lambda message: None,
     )
@@ -162,9 +165,9 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_written_and_is_finished_l
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
-        reference = sweep.run_grid(
+        reference = jobs.run_grid(
             [config],
-            sweep.Cluster("debug", str(tmp_path / "logs")),
+            ClusterConfig("debug", str(tmp_path / "logs")),
             runs_dir=tmp_path / "fresh",
             say=lambda message: None,
         )
@@ -177,16 +180,16 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_written_and_is_finished_l
 def test_a_failed_job_is_reported_with_its_log(tmp_path):
     config = hparams.profile("smoke", "imagefolder:" + str(tmp_path / "no-such-tree"))
     with pytest.raises(RuntimeError, match=r"shared-stages job \S+ failed: .*not found.*\(log: .*\.err\)"):
-        sweep.run_grid(
+        jobs.run_grid(
             [config],
-            sweep.Cluster("local", str(tmp_path / "logs"), workers=1),
+            ClusterConfig("local", str(tmp_path / "logs"), workers=1),
             runs_dir=tmp_path / "runs",
             say=lambda message: None,
         )
 
 
 def test_slurm_parameters_are_checked_by_submitit_without_submitting(tmp_path):
-    cluster = sweep.Cluster(
+    cluster = ClusterConfig(
         "slurm",
         str(tmp_path / "logs"),
         partition="gpu",
@@ -196,9 +199,9 @@ def test_slurm_parameters_are_checked_by_submitit_without_submitting(tmp_path):
         array_parallelism=16,
         mem_gb=32,
     )
-    executor = sweep.slurm_executor(cluster, submitting=False)
+    executor = jobs.slurm_executor(cluster, submitting=False)
     assert executor.parameters["partition"] == "gpu" and executor.parameters["array_parallelism"] == 16
-    script = sweep.sbatch_script(cluster, 42)
+    script = jobs.sbatch_script(cluster, 42)
     for line in (
         "#SBATCH --partition=gpu",
         "#SBATCH --gpus-per-node=1",
@@ -213,7 +216,7 @@ def test_slurm_parameters_are_checked_by_submitit_without_submitting(tmp_path):
 
 
 def test_the_command_line_dry_run_prints_the_grid_and_the_sbatch_file(capsys):
-    assert sweep.main(["--profile", "full", "--executor", "slurm", "--partition", "gpu", "--dry-run"]) == 0
+    assert jobs.main(["--profile", "full", "--executor", "slurm", "--partition", "gpu", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert f"cifar10: {len(sweep.plan(hparams.profile('full')))} runs" in printed
     assert "#SBATCH --partition=gpu" in printed and "submitit.core._submit" in printed

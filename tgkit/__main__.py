@@ -1,5 +1,7 @@
+"""`python -m tgkit run|sweep|batch ...`: see `tgkit.study.cli`."""
+
 import sys
 
-from tgkit.cli import main
+from tgkit.study.cli import main
 
 sys.exit(main())

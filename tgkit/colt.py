@@ -49,13 +49,15 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from tgkit import checkpoint, masker, models, scorer
+from tgkit import masker, models, scorer
 from tgkit.data import ImageData
-from tgkit.device import default_device, device_name, stopwatch
 from tgkit.hparams import ColtConfig
-from tgkit.progress import progress_bar
 from tgkit.retrainer import retrain
 from tgkit.train import evaluate
+from tgkit.util import checkpoint
+from tgkit.util.device import default_device, device_name, stopwatch
+from tgkit.util.errors import InputError
+from tgkit.util.progress import progress_bar
 
 Masks = dict[str, Tensor]
 # the checkpoints of a run in its folder: theta0 and the heads, the state after the last round, the ticket
@@ -70,7 +72,7 @@ def class_blocks(num_classes: int, partitions: int) -> list[list[int]]:
     """`partitions` disjoint blocks of consecutive classes, as equal as possible (sizes differ by at
     most one, larger blocks first): 10 classes, 2 blocks -> [0..4], [5..9]."""
     if partitions < 1 or (partitions > 1 and num_classes // partitions < 2):
-        raise ValueError(
+        raise InputError(
             f"{num_classes} classes make at most {num_classes // 2} blocks of two classes "
             f"(a network needs two classes to learn from), not {partitions}"
         )
@@ -98,7 +100,7 @@ def masked_magnitudes(model: nn.Module, mask: Masks) -> dict[str, Tensor]:
     """
     scores = scorer.magnitude_scores(model)
     if set(scores) != set(mask):
-        raise ValueError("the mask and the network's prunable tensors differ: was it built for another architecture?")
+        raise InputError("the mask and the network's prunable tensors differ: was it built for another architecture?")
     return {name: score.masked_fill(~mask[name], -1.0) for name, score in scores.items()}
 
 

@@ -7,47 +7,42 @@
     ColtConfig       the iterative baselines COLT and LTH
     DeploymentConfig what notebook 05 exports and times (sizes, CPU latency per backend)
     RunConfig        a whole run: data, both networks, every schedule, the sweep, COLT, deployment
+    ClusterConfig    where a sweep's jobs run (local processes, SLURM job arrays)
     BenchConfig      what the throughput benchmark measures
 
-The run cache (`tgkit.runcache`) keys every stage by the stage's own dataclass below (`DataConfig`,
+The run cache (`tgkit.study.runcache`) keys every stage by the stage's own dataclass below (`DataConfig`,
 `NetworkTraining`, `ScoringStage`, `PruningStage`, or `ColtConfig`): a field added to any of them
 enters the key by itself, so no cached result is ever reused for a setting it was not computed with.
 
 Profiles, side by side (`profile(name, dataset, **overrides)`; `dataclasses.replace` changes any field):
 
-    smoke   digits (embedded, offline), tiny ResNet-10s   about a minute on a CPU; the tests' and CI's profile
-    quick   CIFAR-10 subset, narrow ResNets, few epochs   9 minutes (the CLI), 22-27 (the batch) on 2 cores, bf16
-    fast    the paper's networks (ResNet-50 teacher,      the notebook batch in at most 7 minutes of one
-            ResNet-18 student, width 64), full data,      H100/H200 (a short GPU slot: Colab, a cluster
-            short schedules                               queue's debug partition)
-    full    paper scale: ResNet-50 teacher, ResNet-18     for one GPU, about half an hour
+    smoke   digits (embedded, offline), tiny ResNet-10s   minutes on a CPU: the tests' and CI's profile
+    quick   CIFAR-10 subset, narrow ResNets, few epochs   a laptop's CPU (the README gives measured minutes)
+    fast    the paper's networks (ResNet-50 teacher,      a short GPU slot: `python -m tgkit.bench --plan fast`
+            ResNet-18 student, width 64), full data,      prints what it costs, stage by stage, at the rates
+            short schedules                               it measures
+    full    paper scale: ResNet-50 teacher, ResNet-18     one GPU
             student, full data, 40 + 40 epochs
 
-What `fast` costs, stage by stage: a PLAN, not a measurement. No GPU has run it yet. The plan is
-`python -m tgkit.bench --plan fast`: images per stage over images/s per kind of step. Its rates come
-from the CPU benchmark (2 cores, torch 2.14.1, fp32, the fast profile's networks at batch 32,
-2026-12-01), every one scaled by the same factor so that dense ResNet-18 training runs at the
-30,000 images/s a GPU should reach (the GPU issue's target), i.e. the CPU's ratios between the
-kinds of step are kept: teacher step 8,104 images/s, KD step 16,656, masked step 31,205, scoring
-17,389, evaluation 62,817 (teacher 14,653). Planned seconds, CIFAR-10 (45,000 training images):
+The flat dataclasses of the command lines (`ClusterConfig`, `BenchConfig`) carry each field's help
+beside its default (`setting`): `util.flags` turns them into `--field-name` flags.
 
-    01  teacher, 15 epochs                       89
-        dense student (KD), 15 epochs            42      + 10 assumed per notebook (start-up, figures)
-    02  teacher-guided and SNIP scores            5
-    03  11 KD retrainings + 4 CE, 4 epochs each  149
-    04  COLT, at most 25 rounds of 1 epoch       37
-        COLT ticket, 15 epochs                   23      (the one-shot stages come from the run cache)
-        total                                   385 s   (6.4 minutes)
-
-On a GPU scoring runs in fp32 while training runs in bf16, so the scaled plan likely understates the
-scoring; `scripts/gpu_run.sh preflight` prints the same plan at the rates it measures on the GPU.
-
-This module imports nothing of the kit and no torch: reading a configuration costs nothing.
+This module imports no torch and nothing of the kit but its errors: reading a configuration costs nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from tgkit.util.errors import InputError
+
+
+def setting(default: Any, help: str, **metadata: Any) -> Any:
+    """A dataclass field whose command-line help (and `choices`, `metavar`, `default_help`) sits beside
+    its default: `util.flags.add_flags` makes its flag from them."""
+    return field(default=default, metadata={"help": help, **metadata})
+
 
 # The paper's sparsity levels, measured over all weights (conv + BN gamma + fc), as in its tables.
 PAPER_SPARSITIES = (0.5046, 0.75, 0.80, 0.90, 0.9392, 0.977, 0.9841)
@@ -95,7 +90,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
@@ -117,7 +112,9 @@ class KDConfig:
 
     alpha: float = 0.7
     temperature: float = 3.0
-    beta: float = 0.5
+    # a number in [0, 1], or "confidence": the teacher's mean true-class probability, measured before
+    # scoring (the scoring loss only: retraining refuses it)
+    beta: float | str = 0.5
     order: str = "paper"
 
 
@@ -174,13 +171,13 @@ class ColtConfig:
 
     def __post_init__(self):
         if not isinstance(self.partitions, int) or self.partitions < 1:
-            raise ValueError(f"partitions must be a whole number >= 1, got {self.partitions!r}")
+            raise InputError(f"partitions must be a whole number >= 1, got {self.partitions!r}")
         if not 0 < self.prune_rate < 1:
-            raise ValueError(f"prune_rate must be in (0, 1), got {self.prune_rate!r}")
+            raise InputError(f"prune_rate must be in (0, 1), got {self.prune_rate!r}")
         if not 0 <= self.target_sparsity < 1:
-            raise ValueError(f"target_sparsity must be in [0, 1), got {self.target_sparsity!r}")
+            raise InputError(f"target_sparsity must be in [0, 1), got {self.target_sparsity!r}")
         if self.over not in OVER:
-            raise ValueError(f"over must be one of {OVER}, got {self.over!r}")
+            raise InputError(f"over must be one of {OVER}, got {self.over!r}")
 
     @property
     def method(self) -> str:
@@ -294,30 +291,40 @@ class PruningStage:
 
 @dataclass
 class BenchConfig:
-    """What `tgkit.bench` measures, and how long. Fields left at None take `BENCH_DEVICE_DEFAULTS` for
-    the device (`bench.resolved`).
+    """What `python -m tgkit.bench` measures, and how long; each field is one of its flags. Fields left
+    at None take `BENCH_DEVICE_DEFAULTS` for the device (`bench.throughput.resolved`).
 
-    steps: timed steps per round of each kind of training step, and batches of the timed scoring pass.
     train_images: the synthetic training split; as large as CIFAR-10's, so that the per-epoch work of
         `Batches` (shuffling, drawing the augmentation) weighs on a step as much as in real training.
     """
 
-    arch: str = "resnet18"
-    width: int | None = None
-    teacher_arch: str | None = None
-    teacher_width: int | None = None
-    batch_size: int | None = None
-    steps: int | None = None
-    warmup: int | None = None
-    rounds: int = 3
-    sparsity: float = 0.9
-    device: str | None = None
-    precision: str = "auto"  # as TrainConfig.precision
-    channels_last: bool = True
-    compile: bool = False
-    cudnn_benchmark: bool = False
-    train_images: int = 50_000
-    eval_images: int | None = None
+    arch: str = setting("resnet18", "student architecture", default_help="resnet18, or the --plan profile's student")
+    width: int | None = setting(None, "student width", default_help="64 on CUDA, 16 on the CPU")
+    teacher_arch: str | None = setting(
+        None, "teacher architecture", default_help="resnet50 on CUDA, resnet18 on the CPU"
+    )
+    teacher_width: int | None = setting(None, "teacher width", default_help="64 on CUDA, 16 on the CPU")
+    batch_size: int | None = setting(None, "images per step", default_help="512 on CUDA, 128 on the CPU")
+    steps: int | None = setting(
+        None,
+        "timed steps per round of each kind, and batches of the timed scoring pass",
+        default_help="30 on CUDA, 3 on the CPU",
+    )
+    warmup: int | None = setting(None, "untimed steps of each kind first", default_help="10 on CUDA, 1 on the CPU")
+    rounds: int = setting(3, "alternating rounds of every kind of step")
+    sparsity: float = setting(0.9, "sparsity of the masked and KD steps (global magnitude masks)")
+    device: str | None = setting(None, "cuda, cuda:1, cpu, ...", default_help="cuda if available")
+    precision: str = setting(
+        "auto",
+        "auto: bf16 autocast where the device has bf16 units (a GPU, a CPU with AMX or AVX-512 BF16), else fp32; "
+        "bf16 or fp32 force it",
+        choices=PRECISIONS,
+    )
+    channels_last: bool = setting(True, "channels_last memory format where the step autocasts to bf16, as fit does")
+    compile: bool = setting(False, "torch.compile the student (CUDA only, as in fit)")
+    cudnn_benchmark: bool = setting(False, "let cuDNN time its algorithms for each shape (not what fit does)")
+    train_images: int = setting(50_000, "synthetic training images")
+    eval_images: int | None = setting(None, "synthetic test images", default_help="10,000 on CUDA, 1,024 on the CPU")
     image_shape: tuple[int, int, int] = (3, 32, 32)
 
 
@@ -332,6 +339,32 @@ BENCH_DEVICE_DEFAULTS = {
         width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1, eval_images=1_024
     ),
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# where a sweep's jobs run
+
+EXECUTORS = ("local", "slurm", "debug")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where the jobs of a sweep run (`python -m tgkit sweep`, `tgkit.study.jobs`); each field is one of
+    its flags. "local" runs `workers` processes on this machine, "slurm" submits SLURM job arrays,
+    "debug" runs the jobs in this process."""
+
+    executor: str = setting("local", "where the jobs run", choices=EXECUTORS)
+    folder: str = setting("sweep-logs", "submitit's job folder: pickles and logs")
+    workers: int | None = setting(None, "local processes at once", default_help="one per GPU, else 2")
+    jobs: int | None = setting(
+        None, "jobs the runs are spread over", default_help="local: one per worker; SLURM: one per run"
+    )
+    partition: str | None = setting(None, "SLURM partition")
+    gpus_per_job: int = setting(1, "SLURM GPUs per job")
+    cpus_per_job: int = setting(8, "SLURM CPUs per job")
+    time_min: int = setting(240, "time limit of a job, minutes")
+    array_parallelism: int = setting(64, "SLURM array tasks at once")
+    mem_gb: float | None = setting(None, "SLURM memory per job, GB")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,11 +475,11 @@ DEFAULT_DATASETS = {"smoke": "digits", "quick": "cifar10", "fast": "cifar10", "f
 def profile(name: str, dataset: str | None = None, **overrides) -> RunConfig:
     """The named profile's configuration for `dataset` (its default when None), with field overrides."""
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+        raise InputError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     config = PROFILES[name](dataset or DEFAULT_DATASETS[name])
     unknown = set(overrides) - {f.name for f in fields(RunConfig)}
     if unknown:
-        raise ValueError(f"RunConfig has no field(s) {sorted(unknown)}")
+        raise InputError(f"RunConfig has no field(s) {sorted(unknown)}")
     return replace(config, **overrides)
 
 

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tgkit.util.errors import InputError
+
 ORDERS = ("paper", "authors")
 
 
@@ -118,7 +120,7 @@ def confidence_beta(teacher: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]
             confidence_sum = confidence_sum + probabilities.gather(-1, targets.view(-1, 1)).double().sum()
             samples += targets.numel()
     if samples == 0:
-        raise ValueError("confidence_beta needs at least one batch of (inputs, targets).")
+        raise InputError("confidence_beta needs at least one batch of (inputs, targets).")
     return confidence_sum.item() / samples
 
 
@@ -146,7 +148,7 @@ def _tempered(logits: Tensor, temperature: float, order: str) -> Tensor:
 
 def _check_same_classes(student_logits: Tensor, teacher_logits: Tensor) -> None:
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(
+        raise InputError(
             f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} "
             f"differ in shape: teacher and student must be trained on the same classes and see the same batch."
         )
@@ -154,19 +156,19 @@ def _check_same_classes(student_logits: Tensor, teacher_logits: Tensor) -> None:
 
 def _check_ca_kld_settings(temperature: float, beta: float, order: str) -> None:
     if isinstance(temperature, str) or not 0 < temperature < math.inf:
-        raise ValueError(f"temperature must be a finite number > 0 (the paper uses 3 or 5), got {temperature!r}.")
+        raise InputError(f"temperature must be a finite number > 0 (the paper uses 3 or 5), got {temperature!r}.")
     if isinstance(beta, str):
-        raise ValueError(
+        raise InputError(
             f"beta must be a number in [0, 1], got {beta!r}; for the confidence rule compute it first "
             f"with confidence_beta(teacher, batches)."
         )
     _check_unit_interval("beta", beta)
     if order not in ORDERS:
-        raise ValueError(
+        raise InputError(
             f"order must be one of {ORDERS} ('paper': norm(z) / T, 'authors': norm(z / T)), got {order!r}."
         )
 
 
 def _check_unit_interval(name: str, value: float) -> None:
     if isinstance(value, str) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
+        raise InputError(f"{name} must be a number in [0, 1], got {value!r}.")

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from tgkit import masker
+from tgkit.util.errors import InputError
 
 
 def mask_overlap(a: dict[str, Tensor] | Tensor, b: dict[str, Tensor] | Tensor) -> float:
@@ -32,7 +33,7 @@ def mask_overlap(a: dict[str, Tensor] | Tensor, b: dict[str, Tensor] | Tensor) -
         pairs = [("mask", a, b)]
     else:
         if set(a) != set(b):
-            raise ValueError(
+            raise InputError(
                 f"mask dicts cover different tensors: only in the first {sorted(set(a) - set(b))}, "
                 f"only in the second {sorted(set(b) - set(a))}."
             )
@@ -40,7 +41,7 @@ def mask_overlap(a: dict[str, Tensor] | Tensor, b: dict[str, Tensor] | Tensor) -
     both, either = 0, 0
     for name, kept_a, kept_b in pairs:
         if kept_a.shape != kept_b.shape:
-            raise ValueError(f"masks of {name!r} differ in shape: {tuple(kept_a.shape)} vs {tuple(kept_b.shape)}.")
+            raise InputError(f"masks of {name!r} differ in shape: {tuple(kept_a.shape)} vs {tuple(kept_b.shape)}.")
         kept_a, kept_b = kept_a.bool(), kept_b.bool().to(kept_a.device)
         both += int((kept_a & kept_b).sum())
         either += int((kept_a | kept_b).sum())

@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from tgkit.hparams import OVER
+from tgkit.util.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.util.errors import InputError, TgkitError
 
 PRUNED_FORMAT = "tgkit.pruned/1"
 # what the paper's tables count as "all weights", with the short kind shown in reports
@@ -48,7 +49,7 @@ class LayerCollapseWarning(UserWarning):
     a parallel path (a ResNet's shortcut); in a plain chain of layers the network is cut there."""
 
 
-class MaskMismatchError(KeyError, ValueError):
+class MaskMismatchError(TgkitError, KeyError, ValueError):
     """A mask names a parameter the model lacks, or has the wrong shape."""
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
@@ -108,10 +109,10 @@ def global_masks(scores: dict[str, Tensor], sparsity: float) -> dict[str, Tensor
     """
     _check_ratio("sparsity", sparsity)
     if not scores:
-        raise ValueError("global_masks needs at least one score tensor.")
+        raise InputError("global_masks needs at least one score tensor.")
     not_a_number = [name for name, score in scores.items() if torch.isnan(score).any()]
     if not_a_number:
-        raise ValueError(f"scores of {not_a_number} contain NaN: the scoring pass diverged; rescore before pruning.")
+        raise InputError(f"scores of {not_a_number} contain NaN: the scoring pass diverged; rescore before pruning.")
 
     flat = torch.cat([score.detach().reshape(-1) for score in scores.values()])
     pruned_count = round(sparsity * flat.numel())
@@ -154,14 +155,14 @@ def sparsity_for_target(
     all_weights = weight_parameters(model)
     uncounted = [name for name in params if name not in all_weights]
     if uncounted:
-        raise ValueError(
+        raise InputError(
             f"prunable tensors {uncounted} are not among the weights counted over='all' (conv, linear, bn weights)."
         )
     prunable_count = sum(param.numel() for param in params.values())
     all_count = sum(param.numel() for param in all_weights.values())
     pruned_count = round(target * all_count)
     if pruned_count >= prunable_count:
-        raise ValueError(
+        raise InputError(
             f"target sparsity {target:.4%} over all weights is unreachable by pruning only the prunable tensors: "
             f"they hold {prunable_count} of {all_count} weights, so the target must stay below "
             f"{prunable_count / all_count:.4%}."
@@ -274,7 +275,7 @@ def save_pruned(path: str | os.PathLike, model: nn.Module, masks: dict[str, Tens
     params = _checked_parameters(model, masks)
     unapplied = _nonzero_pruned(params, masks)
     if unapplied:
-        raise ValueError(f"pruned weights of {unapplied} are not zero: call apply_masks(model, masks) before saving.")
+        raise InputError(f"pruned weights of {unapplied} are not zero: call apply_masks(model, masks) before saving.")
     try:
         plain_meta = json.loads(json.dumps(meta))
     except TypeError as error:
@@ -375,7 +376,7 @@ def _tensor_counts(model: nn.Module, masks: dict[str, Tensor] | None) -> list[di
         _checked_parameters(model, masks)
         uncounted = [name for name in masks if name not in all_weights]
         if uncounted:
-            raise ValueError(f"masks for {uncounted}: sparsity is counted over conv, linear and bn weights only.")
+            raise InputError(f"masks for {uncounted}: sparsity is counted over conv, linear and bn weights only.")
         prunable = set(masks)
     rows = []
     for name, param in all_weights.items():
@@ -427,9 +428,9 @@ def _warn_collapsed(masks: dict[str, Tensor], sparsity: float) -> None:
 
 def _check_ratio(name: str, value: float) -> None:
     if isinstance(value, str) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}.")
+        raise InputError(f"{name} must be a fraction in [0, 1), got {value!r}.")
 
 
 def _check_over(over: str) -> None:
     if over not in OVER:
-        raise ValueError(f"over must be one of {OVER}, got {over!r}.")
+        raise InputError(f"over must be one of {OVER}, got {over!r}.")

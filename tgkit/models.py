@@ -13,6 +13,8 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+from tgkit.util.errors import InputError
+
 RESNET_LAYOUTS = {
     "resnet10": (tv_resnet.BasicBlock, (1, 1, 1, 1)),
     "resnet18": (tv_resnet.BasicBlock, (2, 2, 2, 2)),
@@ -81,9 +83,9 @@ def build_model(
     `num_classes`), as in the paper; it downloads weights, so it works only where there is network.
     """
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise InputError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        raise InputError(f"num_classes must be at least 2, got {num_classes}")
     if pretrained:
         return _imagenet_resnet(arch, num_classes)
     if arch == "smallcnn":
@@ -94,7 +96,7 @@ def build_model(
 
 def _imagenet_resnet(arch: str, num_classes: int) -> nn.Module:
     if arch not in ("resnet18", "resnet34", "resnet50"):
-        raise ValueError(f"ImageNet weights exist for resnet18/34/50 only, not {arch!r}")
+        raise InputError(f"ImageNet weights exist for resnet18/34/50 only, not {arch!r}")
     weights = tv_resnet.__dict__[f"ResNet{arch[6:]}_Weights"].IMAGENET1K_V1
     try:
         model = tv_resnet.__dict__[arch](weights=weights)
@@ -111,5 +113,5 @@ def num_classes_of(model: nn.Module) -> int:
     """The number of outputs of the model's final Linear layer."""
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     if not linears:
-        raise ValueError("the model has no Linear classifier to read its class count from")
+        raise InputError("the model has no Linear classifier to read its class count from")
     return linears[-1].out_features

@@ -36,7 +36,8 @@ from torch import Tensor, nn
 from tgkit.hparams import ScoringConfig
 from tgkit.losses import check_loss_settings, confidence_beta, evaluating, teacher_guided_loss
 from tgkit.masker import prunable_parameters
-from tgkit.progress import progress_bar
+from tgkit.util.errors import InputError
+from tgkit.util.progress import progress_bar
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -236,7 +237,7 @@ CRITERIA: dict[str, Criterion] = {
 def criterion(name: str) -> Criterion:
     """The registry's entry for `name`; an unknown name raises a ValueError that lists the known ones."""
     if name not in CRITERIA:
-        raise ValueError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
+        raise InputError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
     return CRITERIA[name]
 
 
@@ -255,9 +256,9 @@ def score(
     chosen = criterion(name)
     settings = ScoringConfig() if settings is None else settings
     if chosen.needs_teacher and teacher is None:
-        raise ValueError(f"the {chosen.label} criterion needs the teacher: pass teacher=")
+        raise InputError(f"the {chosen.label} criterion needs the teacher: pass teacher=")
     if chosen.needs_data and batches is None:
-        raise ValueError(f"the {chosen.label} criterion passes over training batches: pass batches=")
+        raise InputError(f"the {chosen.label} criterion passes over training batches: pass batches=")
     arguments = [student] + [teacher] * chosen.needs_teacher + [batches] * chosen.needs_data
     options = chosen.options(settings) | ({"progress": progress} if chosen.needs_data else {})
     return chosen.scorer(*arguments, **options, **({"seed": seed} if chosen.uses_seed else {}))
@@ -293,7 +294,7 @@ def _accumulate_saliency(
             for average, weight, grad in zip(averages, weights, grads):
                 average.update(saliency(weight.detach(), grad))
     if averages[0].steps == 0:
-        raise ValueError("scoring got no batches: pass a non-empty re-iterable of (inputs, targets).")
+        raise InputError("scoring got no batches: pass a non-empty re-iterable of (inputs, targets).")
     return {name: average.value.to(device="cpu", dtype=torch.float32) for name, average in zip(params, averages)}
 
 
@@ -333,21 +334,21 @@ def _passes_length(batches: Batches, epochs: int) -> int | None:
 
 def _check_accumulation_settings(epochs: int, ema: float, variant: str) -> None:
     if variant not in SALIENCIES:
-        raise ValueError(f"variant must be one of {tuple(SALIENCIES)}, got {variant!r}.")
+        raise InputError(f"variant must be one of {tuple(SALIENCIES)}, got {variant!r}.")
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}.")
+        raise InputError(f"epochs must be a whole number >= 1, got {epochs!r}.")
     _check_momentum(ema)
 
 
 def _check_momentum(momentum: float) -> None:
     if isinstance(momentum, str) or not 0 <= momentum < 1:
-        raise ValueError(f"ema momentum must be in [0, 1) (the paper uses 0.9), got {momentum!r}.")
+        raise InputError(f"ema momentum must be in [0, 1) (the paper uses 0.9), got {momentum!r}.")
 
 
 def _check_reiterable(batches: Batches, passes: int) -> None:
     # asking for a fresh iterator could start loader workers, so look at the type instead
     if passes > 1 and isinstance(batches, Iterator):
-        raise ValueError(
+        raise InputError(
             "batches is a one-shot iterator but scoring passes over it more than once; pass a list or a "
             "re-iterable batches object (e.g. ImageData.batches(...))."
         )
@@ -355,8 +356,8 @@ def _check_reiterable(batches: Batches, passes: int) -> None:
 
 def _check_parameters_of(model: nn.Module, params: dict[str, nn.Parameter]) -> None:
     if not params:
-        raise ValueError("no parameters to score: params is empty (is the prunable set empty for this model?).")
+        raise InputError("no parameters to score: params is empty (is the prunable set empty for this model?).")
     own = {id(param) for param in model.parameters()}
     foreign = [name for name, param in params.items() if id(param) not in own]
     if foreign:
-        raise ValueError(f"params {foreign} are not parameters of the scored model.")
+        raise InputError(f"params {foreign} are not parameters of the scored model.")

@@ -34,12 +34,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tgkit import checkpoint, losses
+from tgkit import losses
 from tgkit.data import ImageData
-from tgkit.device import autocast_dtype, default_device, synchronize
 from tgkit.hparams import KDConfig, TrainConfig
 from tgkit.models import num_classes_of
-from tgkit.progress import progress_bar
+from tgkit.util import checkpoint
+from tgkit.util.device import autocast_dtype, default_device, synchronize
+from tgkit.util.errors import InputError, TgkitError
+from tgkit.util.progress import progress_bar
+
+
+class TrainingDiverged(TgkitError, FloatingPointError):
+    """The training loss became NaN or infinite; the message says what to lower and what was kept."""
 
 
 def _autocast(device: torch.device, precision: str):
@@ -82,12 +88,12 @@ def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData |
     """Teacher and student must predict the same classes (and those of the data)."""
     n_student, n_teacher = num_classes_of(student), num_classes_of(teacher)
     if n_student != n_teacher:
-        raise ValueError(
+        raise InputError(
             f"the teacher predicts {n_teacher} classes but the student {n_student}: distillation needs "
             f"both trained on the same dataset; train or load a teacher for the student's dataset."
         )
     if data is not None and n_student != data.num_classes:
-        raise ValueError(f"the networks predict {n_student} classes but {data.name} has {data.num_classes}")
+        raise InputError(f"the networks predict {n_student} classes but {data.name} has {data.num_classes}")
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -101,7 +107,7 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
         )
     if config.optimizer == "adam":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adam'")
+    raise InputError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adam'")
 
 
 def _make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -109,7 +115,7 @@ def _make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if config.schedule != "onecycle":
-        raise ValueError(f"unknown schedule {config.schedule!r}; use 'onecycle' or 'constant'")
+        raise InputError(f"unknown schedule {config.schedule!r}; use 'onecycle' or 'constant'")
     total = config.epochs * steps_per_epoch
     warmup = min(round(config.warmup_epochs * steps_per_epoch), total // 2)
 
@@ -255,9 +261,9 @@ def fit(
     """
     device = torch.device(device or default_device())
     if config.epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+        raise InputError(f"epochs must be at least 1, got {config.epochs}")
     if num_classes_of(model) != data.num_classes:
-        raise ValueError(
+        raise InputError(
             f"the network predicts {num_classes_of(model)} classes but {data.name} has {data.num_classes}: "
             f"build it for this dataset (models.build_model(arch, data.num_classes, ...))."
         )
@@ -304,7 +310,7 @@ def fit(
             seen += len(y)
         loss_sum, ce_sum, kd_sum, correct = (totals / seen).tolist()
         if not math.isfinite(loss_sum):
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"{desc}: the training loss became {loss_sum} in epoch {epoch + 1}. Lower the learning rate "
                 f"(now {config.lr}) or check the data; "
                 + (f"the last finished epoch is kept in {resume}." if resume else "nothing was saved.")

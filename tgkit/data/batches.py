@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tgkit.util.errors import InputError
+
 # Streams of different seeds never share an epoch's generator below this many epochs.
 EPOCHS_PER_SEED = 100_003
 
@@ -49,7 +51,7 @@ class Augment:
 
     def __post_init__(self):
         if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            raise ValueError(f"Augment.crop_padding must be an integer >= 0, got {self.crop_padding!r}")
+            raise InputError(f"Augment.crop_padding must be an integer >= 0, got {self.crop_padding!r}")
 
     @property
     def active(self) -> bool:
@@ -85,19 +87,19 @@ class Batches:
         drop_last: bool = False,
     ):
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise InputError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if len(labels) != len(images):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise InputError(f"{len(images)} images but {len(labels)} labels")
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if drop_last and len(images) < batch_size:
-            raise ValueError(
+            raise InputError(
                 f"drop_last=True with {len(images)} images and batch_size={batch_size} leaves no "
                 f"batch at all; lower batch_size or pass drop_last=False"
             )
         channels = images.shape[1]
         if len(mean) != channels or len(std) != channels:
-            raise ValueError(f"mean and std need {channels} values (one per channel), got {mean} and {std}")
+            raise InputError(f"mean and std need {channels} values (one per channel), got {mean} and {std}")
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)

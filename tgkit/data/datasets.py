@@ -17,6 +17,7 @@ import torch
 from tgkit.data.batches import Augment, Batches
 from tgkit.data.sources import default_data_dir, official_splits
 from tgkit.data.splits import stratified_split, stratified_subset
+from tgkit.util.errors import InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -47,16 +48,16 @@ class ImageData:
         for split in SPLITS:
             x, y = self._split(split)
             if x.dtype != torch.uint8 or x.ndim != 4:
-                raise ValueError(f"{self.name}: {split}_x must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+                raise InputError(f"{self.name}: {split}_x must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
             if y.dtype != torch.int64 or y.shape != (len(x),):
-                raise ValueError(f"{self.name}: {split}_y must be int64 ({len(x)},), got {y.dtype} {tuple(y.shape)}")
+                raise InputError(f"{self.name}: {split}_y must be int64 ({len(x)},), got {y.dtype} {tuple(y.shape)}")
             if x.shape[1:] != self.train_x.shape[1:]:
-                raise ValueError(
+                raise InputError(
                     f"{self.name}: {split}_x has images of shape {tuple(x.shape[1:])}, "
                     f"train_x of shape {tuple(self.train_x.shape[1:])}"
                 )
         if not len(self.mean) == len(self.std) == self.train_x.shape[1]:
-            raise ValueError(f"{self.name}: mean and std need one value per channel ({self.train_x.shape[1]})")
+            raise InputError(f"{self.name}: mean and std need one value per channel ({self.train_x.shape[1]})")
 
     @property
     def num_classes(self) -> int:
@@ -75,7 +76,7 @@ class ImageData:
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+            raise InputError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
         return getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
 
     def batches(
@@ -133,7 +134,7 @@ class ImageData:
         """
         classes = [int(c) for c in classes]
         if not classes or len(set(classes)) != len(classes) or not all(0 <= c < self.num_classes for c in classes):
-            raise ValueError(f"classes must be distinct indices in 0..{self.num_classes - 1}, got {classes}")
+            raise InputError(f"classes must be distinct indices in 0..{self.num_classes - 1}, got {classes}")
         new_label = torch.full((self.num_classes,), -1, dtype=torch.int64)
         new_label[classes] = torch.arange(len(classes))
         splits = {}
@@ -164,7 +165,7 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     Counting the 256 possible values per channel gives exact results without a float copy of the data.
     """
     if len(images) == 0:
-        raise ValueError("cannot compute mean and std of an empty set of images")
+        raise InputError("cannot compute mean and std of an empty set of images")
     values = torch.arange(256, dtype=torch.float64) / 255
     means, stds = [], []
     for channel in range(images.shape[1]):
@@ -200,9 +201,9 @@ def load_dataset(
     progress: show a progress bar while decoding images.
     """
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
     name, decoded, augment = official_splits(name, data_dir, download=download, progress=progress)
 
@@ -217,7 +218,7 @@ def load_dataset(
         test_x, test_y = test_x.index_select(0, keep), test_y[keep]
     val, train = stratified_split(train_y, val_fraction, seed)
     if len(train) == 0:
-        raise ValueError(f"val_fraction={val_fraction} leaves no training images out of {len(train_y)}")
+        raise InputError(f"val_fraction={val_fraction} leaves no training images out of {len(train_y)}")
     # index_select copies whole rows; plain x[indices] gathers byte by byte, several times slower.
     val_x, train_x = train_x.index_select(0, val), train_x.index_select(0, train)
     mean, std = channel_stats(train_x)

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tgkit.checkpoint import CheckpointError, load_checkpoint, save_atomic
-from tgkit.progress import progress_bar
+from tgkit.util.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from tgkit.util.errors import InputError
+from tgkit.util.progress import progress_bar
 
 # Bump when the layout of the cache files changes, so that old caches are ignored, not misread.
 # (2: grayscale datasets decode to one channel)
@@ -60,9 +61,9 @@ def decode_chunk(paths: list[str]) -> np.ndarray:
                 else:
                     images.append(np.asarray(image.convert("RGB")))
         except OSError as error:  # PIL's UnidentifiedImageError is an OSError too
-            raise ValueError(f"cannot decode image {path}: {error}") from None
+            raise InputError(f"cannot decode image {path}: {error}") from None
         if images[-1].shape[:2] != images[0].shape[:2]:
-            raise ValueError(_size_mismatch(paths[0], images[0].shape, path, images[-1].shape))
+            raise InputError(_size_mismatch(paths[0], images[0].shape, path, images[-1].shape))
     if any(image.shape[2] == 3 for image in images):
         images = [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in images]
     return np.stack(images)
@@ -97,7 +98,7 @@ def decode_images(paths: list[str], *, desc: str, progress: bool) -> torch.Tenso
             if out is None:
                 out = np.empty((len(paths), array.shape[3], array.shape[1], array.shape[2]), dtype=np.uint8)
             elif array.shape[1:3] != out.shape[2:]:
-                raise ValueError(_size_mismatch(paths[0], (out.shape[2], out.shape[3]), chunk[0], array.shape[1:]))
+                raise InputError(_size_mismatch(paths[0], (out.shape[2], out.shape[3]), chunk[0], array.shape[1:]))
             out, array = as_many_channels(out, array.transpose(0, 3, 1, 2))
             out[start : start + len(chunk)] = array
             start += len(chunk)
@@ -145,12 +146,12 @@ def _check_decoded(decoded: object, origin: Path) -> dict:
     """Check the structure of decoded data (fresh or from a cache) before anything relies on it."""
     keys = ("classes", "train_x", "train_y", "test_x", "test_y")
     if not isinstance(decoded, dict) or any(k not in decoded for k in keys):
-        raise ValueError(f"{origin}: expected a dict with keys {', '.join(keys)}")
+        raise InputError(f"{origin}: expected a dict with keys {', '.join(keys)}")
     num_classes = len(decoded["classes"])
     for split in ("train", "test"):
         x, y = decoded[f"{split}_x"], decoded[f"{split}_y"]
         if x.dtype != torch.uint8 or x.ndim != 4 or len(x) != len(y) or len(y) == 0:
-            raise ValueError(f"{origin}: {split} images must be a non-empty uint8 (N, C, H, W) with one label each")
+            raise InputError(f"{origin}: {split} images must be a non-empty uint8 (N, C, H, W) with one label each")
         if int(y.min()) < 0 or int(y.max()) >= num_classes:
-            raise ValueError(f"{origin}: {split} labels must lie in 0..{num_classes - 1}")
+            raise InputError(f"{origin}: {split} labels must lie in 0..{num_classes - 1}")
     return decoded

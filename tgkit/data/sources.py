@@ -30,6 +30,7 @@ from tgkit.data import decoding
 from tgkit.data.batches import Augment
 from tgkit.data.decoding import Source
 from tgkit.data.splits import stratified_split
+from tgkit.util.errors import InputError, TgkitError
 
 DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet")
 IMAGEFOLDER_PREFIX = "imagefolder:"
@@ -51,7 +52,7 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "data"
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(TgkitError, FileNotFoundError):
     """A dataset is in none of the places searched; the message lists them and how to fix it."""
 
 
@@ -106,7 +107,7 @@ def _find_source(name: str, data_dir: Path, download: bool) -> Source:
         return _find_tinyimagenet(data_dir)
     if name.startswith(IMAGEFOLDER_PREFIX):
         return _find_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], data_dir)
-    raise ValueError(
+    raise InputError(
         f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or {IMAGEFOLDER_PREFIX}<path> "
         f"for a <path>/{{train,test}}/<class>/<image> tree"
     )
@@ -217,7 +218,7 @@ def _cifar_pickle_source(fmt: _CifarFormat, folder: Path) -> Source:
         parts = [read(folder / n) for n in names]
         x = np.concatenate([np.asarray(p["data"], dtype=np.uint8) for p in parts])
         if x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
-            raise ValueError(f"{folder}: 'data' must have shape (N, 3072), got {x.shape}")
+            raise InputError(f"{folder}: 'data' must have shape (N, 3072), got {x.shape}")
         y = np.concatenate([np.asarray(p[fmt.label_key], dtype=np.int64) for p in parts])
         # Each row holds the 1024 red values of the 32x32 image row by row, then the green, then the blue.
         return torch.from_numpy(x.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(y)
@@ -248,7 +249,7 @@ def _image_tree_source(label: str, root: Path, expect_classes: int | None = None
     test_classes = sorted(d.name for d in os.scandir(root / "test") if d.is_dir() and not d.name.startswith("."))
     unknown = sorted(set(test_classes) - set(classes))
     if unknown:
-        raise ValueError(f"{root / 'test'} has classes that {root / 'train'} lacks: {', '.join(unknown)}")
+        raise InputError(f"{root / 'test'} has classes that {root / 'train'} lacks: {', '.join(unknown)}")
     listing = {}
     for split in ("train", "test"):
         paths, labels = [], []

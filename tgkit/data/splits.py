@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from tgkit.util.errors import InputError
+
 
 def stratified_pick(labels: torch.Tensor, count: Callable[[int], int], seed: int) -> torch.Tensor:
     """Sorted indices of `count(n_c)` images picked at random from each class c (n_c images)."""
@@ -36,10 +38,10 @@ def stratified_subset(labels: torch.Tensor, size: int, num_classes: int, seed: i
     per_class = size // num_classes if isinstance(size, int) else 0
     available = torch.bincount(labels, minlength=num_classes)
     if per_class < 1:
-        raise ValueError(f"{what}={size!r}: need an integer >= {num_classes} (at least one image per class)")
+        raise InputError(f"{what}={size!r}: need an integer >= {num_classes} (at least one image per class)")
     if per_class > int(available.min()):
         largest = num_classes * int(available.min())
-        raise ValueError(
+        raise InputError(
             f"{what}={size} asks for {per_class} images per class, but the split has "
             f"{len(labels)} images and its smallest class only {int(available.min())}: choose {what} <= "
             f"{largest}, or None for every image (on the command line: --set {what}=none or --set {what}={largest})"

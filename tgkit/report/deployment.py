@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from torch import nn
 
-from tgkit import export
+from tgkit.deploy import export
 
 SIZE_KINDS = {
     "dense_state_dict": "dense state dict (torch.save)",

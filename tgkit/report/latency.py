@@ -28,8 +28,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from tgkit import paper
 from tgkit.hparams import ColtConfig, RunConfig
+from tgkit.report import paper
+from tgkit.util.errors import InputError
 
 MEASURED_NOW = "measured now"
 FROM_CACHE = "run cache (measured by an earlier process)"
@@ -108,12 +109,12 @@ def _stage_use(timings: list[dict], stage: str, *, stage_id: str | None = None, 
 
     rows = [row for row in timings if row["stage"] == stage and chosen(row)]
     if not rows:
-        raise ValueError(
+        raise InputError(
             f"no {stage!r} stage among the experiment's timings {sorted({r['stage'] for r in timings})}: "
             f"compute the pruned result with this Experiment before building the latency table."
         )
     if len({(row["seconds"], row["device"]) for row in rows}) > 1:
-        raise ValueError(
+        raise InputError(
             f"the experiment's timings hold several {stage!r} computations (different settings); "
             f"use an Experiment that ran one configuration for the latency comparison."
         )
@@ -204,7 +205,7 @@ def latency_summary(table: pd.DataFrame, method: str, *, baseline: str = ONE_SHO
     """
     for name in (method, baseline):
         if name not in set(table["method"]):
-            raise ValueError(f"no {name!r} rows in the latency table (methods: {sorted(set(table['method']))})")
+            raise InputError(f"no {name!r} rows in the latency table (methods: {sorted(set(table['method']))})")
     rows = table[table["method"].isin([method, baseline])]
     seconds = rows.groupby("method")["seconds"].sum()
     teacher = rows.loc[(rows["method"] == baseline) & (rows["stage"] == TEACHER_STAGE), "seconds"].sum()

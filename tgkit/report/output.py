@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tgkit import checkpoint
-from tgkit.device import stopwatch
+from tgkit.util import checkpoint
+from tgkit.util.device import stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the text artist `save_figure` adds under a figure, found again by this id so it is added once

@@ -19,11 +19,11 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
 
-from tgkit import paper
 from tgkit.hparams import RunConfig
+from tgkit.report import paper
 from tgkit.report.output import dataset_note
+from tgkit.report.paper import setting_label
 from tgkit.scorer import CRITERIA
-from tgkit.sweep import setting_label
 
 # the summary has one row per curve (method, retraining, temperature) and sparsity
 SUMMARY_KEYS = ["method", "retraining", "temperature", "sparsity_target"]

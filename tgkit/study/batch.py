@@ -1,4 +1,4 @@
-"""Run the notebooks headless, in name order: `python -m tgkit.batch --profile smoke --dataset digits`.
+"""Run the notebooks headless, in name order: `python -m tgkit batch --profile smoke --dataset digits`.
 
 Each notebook of `notebooks/` runs with papermill in a fresh kernel, its working directory
 `notebooks/`, with `profile`, `dataset` and `seed` injected after its `parameters` cell. The
@@ -6,7 +6,7 @@ executed copies, with every output, go to `<figures>/<profile>/<dataset>/execute
 figures, tables and manifests the notebooks write; `notebooks/` itself is left untouched. The
 notebooks share the run cache ($TGKIT_RUNS, else `data/runs`), so a stage trained by one notebook is
 read by the next. The kernels run with TGKIT_HEADLESS=1: no frontend watches them, so they draw no
-widgets (`tgkit.frontend`). The first notebook that fails, or a cell that outlives `--cell-timeout`,
+widgets (`tgkit.util.progress`). The first notebook that fails, or a cell that outlives `--cell-timeout`,
 stops the batch with exit status 1 and the failing cell's error; its executed copy shows where.
 """
 
@@ -25,7 +25,9 @@ import torch
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from tgkit import hparams, progress, report
+from tgkit import hparams, report
+from tgkit.util import progress
+from tgkit.util.errors import InputError, TgkitError, run_command
 
 NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
 KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
@@ -34,7 +36,7 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 WALL_CLOCK_TABLE = "batch_wall_clock"  # notebook, seconds, status: one row per notebook run
 
 
-class NotebookFailed(Exception):
+class NotebookFailed(TgkitError):
     """A notebook raised an error; the message names the notebook, the failing cell and the traceback."""
 
 
@@ -56,7 +58,7 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
         )
         if path is None:
             available = ", ".join(notebook.stem for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
-            raise SystemExit(f"error: no notebook {name!r}; notebooks/ holds {available or 'none'}")
+            raise InputError(f"no notebook {name!r}; notebooks/ holds {available or 'none'}")
         found.append(path.resolve())
     return sorted(found, key=lambda path: path.name)
 
@@ -131,7 +133,7 @@ def run_notebooks(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tgkit.batch",
+        prog="python -m tgkit batch",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -161,34 +163,36 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fail a cell that runs longer than this (default: no limit; a full-profile cell trains for hours)",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a handled error too")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 0, 1 when a notebook failed (its error printed), 2 for a kit error such as an unknown notebook."""
     args = _parser().parse_args(argv)
-    dataset = args.dataset or hparams.DEFAULT_DATASETS[args.profile]
-    notebooks = find_notebooks(args.notebooks)
-    if not notebooks:
-        print(f"error: no notebooks in {NOTEBOOKS_DIR}", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    try:
-        executed = run_notebooks(
-            notebooks,
-            profile=args.profile,
-            dataset=dataset,
-            seed=args.seed,
-            figures_root=args.figures_root,
-            cell_timeout=args.cell_timeout,
-        )
-    except NotebookFailed as failure:
-        print(f"\nerror: {failure}", file=sys.stderr)
-        return 1
-    print(
-        f"all {len(notebooks)} notebook(s) ran in {time.perf_counter() - started:.1f} s; executed copies in {executed}"
-    )
-    return 0
+    failed = []
 
+    def command() -> None:
+        dataset = args.dataset or hparams.DEFAULT_DATASETS[args.profile]
+        notebooks = find_notebooks(args.notebooks)
+        if not notebooks:
+            raise InputError(f"no notebooks in {NOTEBOOKS_DIR}")
+        started = time.perf_counter()
+        try:
+            executed = run_notebooks(
+                notebooks,
+                profile=args.profile,
+                dataset=dataset,
+                seed=args.seed,
+                figures_root=args.figures_root,
+                cell_timeout=args.cell_timeout,
+            )
+        except NotebookFailed as failure:
+            print(f"\nerror: {failure}", file=sys.stderr)
+            failed.append(failure)
+            return
+        seconds = time.perf_counter() - started
+        print(f"all {len(notebooks)} notebook(s) ran in {seconds:.1f} s; executed copies in {executed}")
 
-if __name__ == "__main__":
-    sys.exit(main())
+    status = run_command(command, debug=args.debug)
+    return 1 if failed else status

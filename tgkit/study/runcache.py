@@ -43,11 +43,16 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
-from tgkit import checkpoint
-from tgkit.device import Stopwatch, device_name, numerics
+from tgkit.util import checkpoint
+from tgkit.util.device import Stopwatch, device_name, numerics
+from tgkit.util.errors import TgkitError
 
 RESULT, SETTINGS, PROGRESS = "result.pt", "settings.json", "progress.json"
 LOCKS = ".locks"  # beside the stage folders, never inside one: a lock outlives a failed stage's folder
+
+
+class RunCacheIsAFile(TgkitError, NotADirectoryError):
+    """The run cache's path names a file; the message says how to point it at a folder."""
 
 
 def plain(config: Any) -> Any:
@@ -78,7 +83,7 @@ class RunCache:
         self.root = Path(root)
         self.device = torch.device(device)
         if self.root.exists() and not self.root.is_dir():
-            raise NotADirectoryError(f"the run cache {self.root} is a file; pass a folder (--runs-dir, TGKIT_RUNS)")
+            raise RunCacheIsAFile(f"the run cache {self.root} is a file; pass a folder (--runs-dir, TGKIT_RUNS)")
 
     def stage(self, name: str, config: Any, *, upstream: Iterable[str] = ()) -> Stage:
         """The stage `name` for `config` on top of the stages `upstream` (their ids); nothing is written yet."""

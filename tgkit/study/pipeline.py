@@ -27,12 +27,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tgkit import checkpoint, colt, data, losses, masker, models, scorer
-from tgkit.device import default_device, device_name, stopwatch
+from tgkit import colt, data, losses, masker, models, scorer
 from tgkit.hparams import ColtConfig, KDConfig, ModelSpec, NetworkTraining, PruningStage, RunConfig, ScoringStage
 from tgkit.retrainer import retrain
-from tgkit.runcache import RunCache, Stage
+from tgkit.study.runcache import RunCache, Stage
 from tgkit.train import evaluate, fit
+from tgkit.util import checkpoint
+from tgkit.util.device import default_device, device_name, stopwatch
+from tgkit.util.errors import InputError
 
 # offsets of the initial-weight seeds, seed * 1000 + offset: teacher, dense student (and COLT's networks)
 TEACHER_INIT, STUDENT_INIT = 1, 2
@@ -92,8 +94,11 @@ class Experiment:
         )
 
     def _build(self, spec: ModelSpec, init_seed: int) -> nn.Module:
-        torch.manual_seed(init_seed)
-        return self._architecture(spec)
+        """The network with the initial weights `init_seed` draws; torch's global generator is left as it
+        was, so that loading a cached network (built, then overwritten) changes no other draw."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            return self._architecture(spec)
 
     def _init_seed(self, offset: int) -> int:
         return self.config.seed * 1000 + offset
@@ -323,7 +328,7 @@ class Experiment:
         it is there): what a sweep submitting jobs checks before submitting one."""
         seed = self._seed(seed)
         if retraining_temperature is not None and not kd:
-            raise ValueError(
+            raise InputError(
                 "retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature"
             )
         kd_config = _with_temperature(self.config.kd, retraining_temperature, "retraining_temperature") if kd else None
@@ -414,7 +419,7 @@ class Experiment:
             try:
                 losses.check_loss_settings(kd.alpha, kd.temperature, beta, kd.order)
             except ValueError as error:
-                raise ValueError(f"{name}: {error}") from None
+                raise InputError(f"{name}: {error}") from None
 
     def _seed(self, seed: int | None) -> int:
         return self.config.seed if seed is None else seed
@@ -425,7 +430,7 @@ def _with_temperature(kd: KDConfig, temperature: float | None, name: str) -> KDC
     if temperature is None:
         return kd
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
-        raise ValueError(
+        raise InputError(
             f"{name} must be a finite number > 0 (the paper uses 3 or 5), or None for the "
             f"profile's {kd.temperature:g}; got {temperature!r}"
         )

@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tgkit import cli, hparams, report
-from tgkit.device import numerics, precision_name
+from tgkit import hparams, report
 from tgkit.hparams import RunConfig
-from tgkit.pipeline import Experiment
+from tgkit.study.pipeline import Experiment
+from tgkit.util import flags
+from tgkit.util.device import numerics, precision_name
 
 
 @dataclass
@@ -86,7 +87,7 @@ def start(
     `settings`: "KEY=VALUE" strings applied to the profile, as `python -m tgkit run --set` takes them."""
     if cpu_threads:
         torch.set_num_threads(cpu_threads)
-    config = cli.apply_settings(hparams.profile(profile, dataset, seed=seed), list(settings))
+    config = flags.apply_settings(hparams.profile(profile, dataset, seed=seed), list(settings))
     experiment = Experiment(config, runs_dir=runs_dir, progress=progress)
     run = NotebookRun(
         notebook, config, experiment, report.figures_dir(profile, dataset), report.StageClock(experiment.device)

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from tgkit import sweep
 from tgkit.hparams import ColtConfig, RunConfig
+from tgkit.study import sweep
+from tgkit.util.errors import InputError
 
 # Official (train, test) sizes and the image shape (C, H, W) of the copies the kit uses (TinyImageNet at
 # 32 px): the benchmark needs no data, so the plan reads them from here.
@@ -40,7 +41,7 @@ COLUMNS = ("notebook", "stage", "images", "rate", "img_s", "seconds")
 
 def _shape(config: RunConfig) -> tuple[int, int, tuple[int, int, int]]:
     if config.dataset not in DATASET_SHAPES:
-        raise ValueError(f"no known size for dataset {config.dataset!r}; known: {', '.join(DATASET_SHAPES)}")
+        raise InputError(f"no known size for dataset {config.dataset!r}; known: {', '.join(DATASET_SHAPES)}")
     return DATASET_SHAPES[config.dataset]
 
 

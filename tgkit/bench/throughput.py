@@ -1,7 +1,4 @@
-"""Throughput of the kit's training, retraining, scoring and evaluation on this machine.
-
-    python -m tgkit.bench                       # defaults for the device found (CUDA if any)
-    python -m tgkit.bench --compile --csv h100.csv
+"""Throughput of the kit's training, retraining, scoring and evaluation steps on this machine.
 
 One run measures, on synthetic CIFAR-shaped data (random uint8 images, 10 classes) fed through the
 real `ImageData.batches` path, so that the augmentation on the device is part of every step:
@@ -21,30 +18,19 @@ synchronised before every clock read. The kinds of training step are timed in al
 and each reports its median round, so that a machine that slows down or speeds up during the run
 (clocks, another process on a shared CPU) shifts all of them alike instead of biasing one.
 
-`--plan PROFILE` adds what the profile's notebook batch would cost at the measured rates
-(`tgkit.budget`): a plan, not a measurement.
-
-`--compare authors` times the authors' style of loop beside the kit's instead (`tgkit.comparator`).
-
-`--inference` adds the CPU inference table of notebook 05 (`tgkit.inference`): the student (random
-weights, global magnitude masks) through each backend (dense, masked dense, sparse, onnxruntime), per
-batch size and sparsity, in ms per batch and images/s (`--only-inference`: that table alone).
-
-Defaults follow the device. On CUDA: the full profile's networks (ResNet-18 width 64 student,
-ResNet-50 width 64 teacher) at batch 512. On the CPU: the same student at width 16, a ResNet-18
-width 16 teacher, batch 128 and a few steps: under a minute on 2 idle cores, several times that when
-other processes share them. As in `train.fit`, bf16 autocast (with channels_last) applies where the
-device has bf16 units (`--precision`), torch.compile on CUDA only; scoring runs in fp32.
+Defaults follow the device (`hparams.BENCH_DEVICE_DEFAULTS`): on CUDA the full profile's networks
+(ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch 512; on the CPU the same student at
+width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps. As in `train.fit`, bf16 autocast
+(with channels_last) applies where the device has bf16 units, torch.compile on CUDA only; scoring
+runs in fp32.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import math
 import statistics
-import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -52,12 +38,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tgkit import budget, comparator, hparams, inference, masker, scorer
-from tgkit.data import ImageData, load_dataset
-from tgkit.device import default_device, device_name, precision_name, stopwatch
+from tgkit import masker, scorer
+from tgkit.data import ImageData
 from tgkit.hparams import BENCH_DEVICE_DEFAULTS, BenchConfig, TrainConfig
 from tgkit.models import build_model
 from tgkit.train import MaskEnforcer, TrainingStep, evaluate, memory_format_for
+from tgkit.util.device import default_device, device_name, precision_name, stopwatch
 
 # One CIFAR-10 training epoch: scoring cost is reported per this many images.
 EPOCH_IMAGES = 50_000
@@ -316,128 +302,3 @@ def format_report(table: pd.DataFrame) -> str:
     row = table.iloc[0].to_dict()
     width = max(len(label) for label, _ in REPORT_LINES)
     return "\n".join(f"{label:<{width}}  {template.format(**row)}" for label, template in REPORT_LINES)
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tgkit.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", help="student architecture (default resnet18, or the --plan profile's student)")
-    parser.add_argument("--width", type=int, help="student width (default 64 on CUDA, 16 on the CPU)")
-    parser.add_argument("--teacher-arch", help="teacher architecture (default resnet50 on CUDA, resnet18 on the CPU)")
-    parser.add_argument("--teacher-width", type=int, help="teacher width (default 64 on CUDA, 16 on the CPU)")
-    parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 128 on the CPU")
-    parser.add_argument(
-        "--steps", type=int, help="timed steps per round of each kind (default 30 on CUDA, 3 on the CPU)"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every kind (default 3)")
-    parser.add_argument(
-        "--warmup", type=int, help="untimed steps of each kind first (default 10 on CUDA, 1 on the CPU)"
-    )
-    parser.add_argument("--device", help="cuda, cuda:1, cpu, ... (default: cuda if available)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the student (CUDA only, as in fit)")
-    parser.add_argument(
-        "--precision",
-        choices=hparams.PRECISIONS,
-        default="auto",
-        help="auto (default): bf16 autocast where the device has bf16 units (a GPU, a CPU with AMX or "
-        "AVX-512 BF16), else fp32; bf16 or fp32 force it",
-    )
-    parser.add_argument(
-        "--no-channels-last", dest="channels_last", action="store_false", help="keep the default memory format on CUDA"
-    )
-    parser.add_argument(
-        "--cudnn-benchmark",
-        action="store_true",
-        help="let cuDNN time its algorithms for each shape (not what fit does today)",
-    )
-    parser.add_argument("--csv", metavar="PATH", help="also write the table's row to this CSV file")
-    parser.add_argument(
-        "--plan",
-        metavar="PROFILE",
-        choices=list(hparams.PROFILES),
-        help="also print what this profile's notebook batch costs at the measured rates (tgkit.budget)",
-    )
-    parser.add_argument("--plan-dataset", metavar="DATASET", help="the dataset of --plan (default: the profile's)")
-    parser.add_argument(
-        "--inference", action="store_true", help="also time CPU inference per backend (tgkit.inference)"
-    )
-    parser.add_argument("--only-inference", action="store_true", help="time CPU inference only, no training steps")
-    parser.add_argument(
-        "--compare",
-        choices=["authors"],
-        help="authors: time the authors' style of loop (PIL transforms, DataLoader, fp32; 32 and 224 px) beside "
-        "the kit's on CIFAR-10 (tgkit.comparator), instead of the throughput table",
-    )
-    parser.add_argument(
-        "--scale-to-dense-img-s",
-        type=float,
-        metavar="N",
-        help="plan at every measured rate times N / (measured dense rate): e.g. a CPU benchmark "
-        "scaled to a GPU's expected dense rate; the plan says it is scaled",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> pd.DataFrame:
-    args = parse_args(argv)
-    planned = hparams.profile(args.plan, args.plan_dataset) if args.plan else None
-    networks = {"arch": "resnet18"}
-    if planned:  # a plan is only as good as what was measured: by default the planned profile's networks
-        networks = dict(
-            arch=planned.student.arch,
-            width=planned.student.width,
-            teacher_arch=planned.teacher.arch,
-            teacher_width=planned.teacher.width,
-            batch_size=planned.student_training.batch_size,
-            image_shape=budget.image_shape(planned),
-        )
-    given = dict(
-        arch=args.arch,
-        width=args.width,
-        teacher_arch=args.teacher_arch,
-        teacher_width=args.teacher_width,
-        batch_size=args.batch_size,
-    )
-    networks |= {name: value for name, value in given.items() if value is not None}
-    config = BenchConfig(
-        **networks,
-        steps=args.steps,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        device=args.device,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        cudnn_benchmark=args.cudnn_benchmark,
-    )
-    if args.compare:
-        device = torch.device(args.device or default_device())
-        cifar = load_dataset("cifar10", download=False).to(device)
-        table = comparator.compare(cifar, device, **({"steps": args.steps} if args.steps else {}))
-        print(comparator.format_comparison(table))
-        if args.csv:
-            table.to_csv(args.csv, index=False)
-        return table
-    if args.inference or args.only_inference:
-        student = resolved(dataclasses.replace(config, device="cpu"))
-        latency = inference.benchmark(student.arch, student.width, student.image_shape, hparams.DeploymentConfig())
-        print(inference.format_latency(latency))
-        if args.only_inference:
-            return latency
-    table = run_bench(config, say=lambda message: print(message, file=sys.stderr, flush=True))
-    print(format_report(table))
-    if args.csv:
-        table.to_csv(args.csv, index=False)
-    if args.plan:
-        rates = table.iloc[0].to_dict()
-        if args.scale_to_dense_img_s:
-            factor = args.scale_to_dense_img_s / rates["dense_img_s"]
-            rates = {key: value * factor if key.endswith("img_s") else value for key, value in rates.items()}
-            rates["score_s_per_50k"] /= factor
-        plan = budget.stage_plan(planned, rates)
-        print()
-        print(budget.format_plan(plan, scaled_to=args.scale_to_dense_img_s))
-    return table
-
-
-if __name__ == "__main__":
-    main()

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from tgkit.util.errors import InputError
+
 
 class SparseConv2d(nn.Module):
     """An inference-only `nn.Conv2d` (groups 1, dilation 1, zero padding) whose kernel is a CSR matrix."""
@@ -35,7 +37,7 @@ class SparseConv2d(nn.Module):
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
         if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-            raise ValueError(
+            raise InputError(
                 f"SparseConv2d takes a convolution with groups 1, dilation 1 and numeric zero padding; got {conv}"
             )
         self.out_channels, self.in_channels = conv.out_channels, conv.in_channels

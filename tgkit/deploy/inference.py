@@ -28,9 +28,10 @@ from torch import Tensor, nn
 from torch.utils.benchmark import Timer
 
 from tgkit import masker, models, scorer
+from tgkit.deploy.sparse_conv import SparseConv2d, sparsify
 from tgkit.hparams import DeploymentConfig
-from tgkit.progress import progress_bar
-from tgkit.sparse_conv import SparseConv2d, sparsify
+from tgkit.util.errors import InputError
+from tgkit.util.progress import progress_bar
 
 BACKENDS = ("dense", "masked dense", "sparse", "onnxruntime")
 
@@ -40,7 +41,7 @@ def onnx_model(model: nn.Module, example: Tensor) -> bytes:
 
     `example` holds at least two images: torch.export would specialise a batch of one to the size 1."""
     if example.shape[0] < 2:
-        raise ValueError("export with an example batch of at least 2 images (a batch of 1 fixes the batch size)")
+        raise InputError("export with an example batch of at least 2 images (a batch of 1 fixes the batch size)")
     batch = torch.export.Dim("batch")
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints each of its steps
         program = torch.onnx.export(
@@ -76,7 +77,7 @@ def runner(backend: str, model: nn.Module, example: Tensor) -> Callable[[Tensor]
     if backend == "onnxruntime":
         session = onnx_session(onnx_model(model, example))
         return lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
-    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def seconds_per_call(function: Callable, *arguments, min_run_time: float = 0.5) -> float:
@@ -106,9 +107,9 @@ def network_latency(
     batch size, at sparsity 0. `pruned` maps a sparsity to its pruned model."""
     unknown = set(backends) - set(BACKENDS)
     if unknown:
-        raise ValueError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
     if max(batch_sizes) > len(images):
-        raise ValueError(f"a batch of {max(batch_sizes)} needs that many images; got {len(images)}")
+        raise InputError(f"a batch of {max(batch_sizes)} needs that many images; got {len(images)}")
     images = images.cpu()
     work = [("dense", 0.0, dense)] if "dense" in backends else []
     work += [(backend, s, model) for s, model in sorted(pruned.items()) for backend in backends if backend != "dense"]

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import torch
 
 from tgkit.hparams import PRECISIONS
+from tgkit.util.errors import InputError
 
 
 def default_device() -> torch.device:
@@ -67,7 +68,7 @@ def native_bf16(device: torch.device | str) -> bool:
 def autocast_dtype(device: torch.device | str, precision: str) -> torch.dtype | None:
     """The dtype to autocast to for `precision` on `device` (see `PRECISIONS`), None for fp32."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "bf16" or (precision == "auto" and native_bf16(device)):
         return torch.bfloat16
     return None

@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
+from tgkit.util.errors import TgkitError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TgkitError, RuntimeError):
     """A checkpoint or cached result could not be read."""
 
 

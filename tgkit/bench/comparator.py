@@ -34,10 +34,10 @@ from torchvision import transforms
 from torchvision.models import resnet18
 
 from tgkit.data import ImageData
-from tgkit.device import device_name, precision_name, stopwatch
 from tgkit.hparams import TrainConfig
 from tgkit.models import build_model
 from tgkit.train import TrainingStep, memory_format_for
+from tgkit.util.device import device_name, precision_name, stopwatch
 
 TRAIN_SHARE = 0.8  # the authors' 80/20 split of the training images
 

@@ -44,7 +44,8 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from tgkit import models
-from tgkit.checkpoint import CheckpointError, write_bytes_atomic
+from tgkit.util.checkpoint import CheckpointError, write_bytes_atomic
+from tgkit.util.errors import InputError
 
 EXPORT_FORMAT = "tgkit.sparse/1"
 VALUE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -121,9 +122,9 @@ def decode(name: str, encoding: str, shape: list[int], dtype: torch.dtype, parts
     columns = numel // rows
     per_row = crow.diff()
     if len(crow) != rows + 1 or crow[0] != 0 or (per_row < 0).any() or crow[-1] != len(values) != len(col):
-        raise ValueError(f"{name}: row starts that do not fit {len(values)} values in {rows} rows")
+        raise InputError(f"{name}: row starts that do not fit {len(values)} values in {rows} rows")
     if len(col) and col.max() >= columns:
-        raise ValueError(f"{name}: a column index past its {columns} columns")
+        raise InputError(f"{name}: a column index past its {columns} columns")
     matrix = torch.zeros(rows, columns, dtype=dtype)
     matrix[torch.repeat_interleave(torch.arange(rows), per_row), col] = values
     return matrix.reshape(shape)
@@ -147,11 +148,11 @@ def model_spec(model: nn.Module, arch: str, width: int) -> dict:
 def export_bytes(model: nn.Module, spec: dict, *, values: str = "float32") -> bytes:
     """The `tgkit.sparse/1` file of `model` (see the module docstring), as bytes."""
     if values not in VALUE_DTYPES:
-        raise ValueError(f"unknown value type {values!r}; choose one of {', '.join(VALUE_DTYPES)}")
+        raise InputError(f"unknown value type {values!r}; choose one of {', '.join(VALUE_DTYPES)}")
     stored, entries = {}, {}
     for name, tensor in model.state_dict().items():
         if "::" in name:
-            raise ValueError(f"state-dict entry {name!r} contains '::', which the export format reserves")
+            raise InputError(f"state-dict entry {name!r} contains '::', which the export format reserves")
         encoding, parts = encode(name, tensor, VALUE_DTYPES[values])
         stored.update(parts)
         entries[name] = {"encoding": encoding, "shape": list(tensor.shape), "dtype": str(tensor.dtype)[6:]}

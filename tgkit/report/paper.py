@@ -18,6 +18,8 @@ the paper has none (digits, CIFAR-100 beyond the headline, image folders).
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 PAPER = (
@@ -35,6 +37,15 @@ LATENCY_SOURCE = (
 
 # The accuracy columns of a sweep: retraining without KD, and with KD at temperature 3 and 5.
 SWEEP_COLUMNS = ("no KD", "KD T=3", "KD T=5")
+
+
+def setting_label(temperature: float | None) -> str:
+    """ "no KD", or "KD T=3": how the paper's sweep names its columns (`SWEEP_COLUMNS`), from the KD
+    retraining temperature (None or NaN: retraining without KD)."""
+    if temperature is None or math.isnan(temperature):
+        return "no KD"
+    return f"KD T={temperature:g}"
+
 
 _NONE = float("nan")  # "-" in the paper's tables: not run
 
