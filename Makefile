@@ -27,9 +27,9 @@ data:
 		echo "extracting $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz into data/"; tar xzf $(SHARED_DATA)/tiny-imagenet-200-32px.tar.gz -C data; fi
 
 # Every notebook, headless, in name order: figures, tables, manifests and executed copies in
-# figures/<profile>/<dataset>/ (see tgkit/batch.py).
+# figures/<profile>/<dataset>/ (see tgkit/study/batch.py).
 figures: $(VENV)/.installed data
-	$(PY) -m tgkit.batch --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET))
+	$(PY) -m tgkit batch --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET))
 
 # JupyterLab (pinned in requirements.txt) on notebooks/. It first makes git strip the outputs of
 # notebooks (nbstripout as a git filter, .gitattributes): run cells freely, git sees them clean. As root
@@ -45,14 +45,14 @@ test: $(VENV)/.installed data lint
 test-fast: $(VENV)/.installed lint
 	$(PY) -m pytest -m "not slow" tests
 
-# ruff (configured in pyproject.toml): lint, and check the formatting, of tgkit/ and tests/.
+# ruff (configured in pyproject.toml): lint, and check the formatting, of tgkit/, tests/ and the notebooks' code cells.
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check tgkit tests
-	$(VENV)/bin/ruff format --check tgkit tests
+	$(VENV)/bin/ruff check tgkit tests notebooks
+	$(VENV)/bin/ruff format --check tgkit tests notebooks
 
 format: $(VENV)/.installed
-	$(VENV)/bin/ruff check --fix tgkit tests
-	$(VENV)/bin/ruff format tgkit tests
+	$(VENV)/bin/ruff check --fix tgkit tests notebooks
+	$(VENV)/bin/ruff format tgkit tests notebooks
 
 # Training, retraining and scoring throughput on this machine's device (BENCH_ARGS: see --help).
 bench: $(VENV)/.installed

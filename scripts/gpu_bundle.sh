@@ -7,8 +7,7 @@
 #   make gpu-bundle PYTHON_VERSION=3.11 TARGET_PYTHON=python3.11 NODE_PACKAGES=...   (a CPU dry run)
 #
 #   gpu-bundle/wheels/*.whl            the notebook batch's packages (papermill, nbclient, nbformat,
-#                                      ipykernel, ipywidgets, jupyter_client; submitit, which the kit
-#                                      imports for its sweeps) with their dependencies,
+#                                      ipykernel, ipywidgets, jupyter_client) with their dependencies,
 #                                      pinned by requirements.txt, less what the node already has
 #   gpu-bundle/wheels/provided.txt     the dependencies left out because the node has them
 #   gpu-bundle/<archive>.tar.gz        the data archives of $SHARED_DATA that DATASETS names
@@ -25,7 +24,9 @@ DATASETS=${DATASETS:-cifar10}
 SHARED_DATA=${SHARED_DATA:-../shared/data}
 NODE_PACKAGES=${NODE_PACKAGES:-scripts/gpu-node-packages.txt}
 LIMIT_MIB=60
-BATCH_PACKAGES="papermill nbclient nbformat ipykernel ipywidgets jupyter_client submitit"
+# the batch only: the sweep's jobs (submitit) are not part of it, and no module the notebooks load
+# imports them (tests/test_imports.py)
+BATCH_PACKAGES="papermill nbclient nbformat ipykernel ipywidgets jupyter_client"
 
 declare -A ARCHIVES=([cifar10]=cifar10-jpeg.tar.gz [tinyimagenet]=tiny-imagenet-200-32px.tar.gz)
 for dataset in $DATASETS; do

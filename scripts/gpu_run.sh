@@ -9,7 +9,7 @@
 #                cache starts empty: every stage is computed in this run
 #   3. bench     python -m tgkit.bench --plan PROFILE: the throughput table, and what the batch should
 #                cost at the rates just measured (a plan; the batch's own clock follows)
-#   4. batch     python -m tgkit.batch --profile PROFILE --cell-timeout, stopped at the deadline so
+#   4. batch     python -m tgkit batch --profile PROFILE --cell-timeout, stopped at the deadline so
 #                that step 5 always runs
 #   5. pack      figures, CSV tables, manifests, the bench table, the logs and (when they fit) the
 #                executed notebooks into OUTDIR/tgkit-PROFILE-DATASET.tar.gz, at most 16 MiB
@@ -128,7 +128,7 @@ run_batch() {
     # shellcheck disable=SC2206  # NOTEBOOKS is a list of words
     local notebooks=(--notebooks ${NOTEBOOKS:-01_teacher_training 02_importance_per_layer 03_sparsity_sweep 04_colt_latency})
     echo "the batch may run $remaining s (DEADLINE_S=$DEADLINE_S)"
-    timeout --kill-after=15 "$remaining" "$PYTHON" -m tgkit.batch --profile "$batch_profile" \
+    timeout --kill-after=15 "$remaining" "$PYTHON" -m tgkit batch --profile "$batch_profile" \
         --dataset "$batch_dataset" --figures-root "$pack/figures" --cell-timeout "$CELL_TIMEOUT_S" "${notebooks[@]}"
 }
 

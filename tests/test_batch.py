@@ -1,4 +1,4 @@
-"""The headless batch: every notebook, smoke profile, into a temporary figures folder.
+"""`tgkit.study.batch`, the headless batch: every notebook, smoke profile, into a temporary figures folder.
 
 The notebooks train what they need through the run cache ($TGKIT_RUNS, else data/runs), which this
 test shares with nbval's run of the same notebooks: each stage is computed once per configuration.

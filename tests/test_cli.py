@@ -1,5 +1,5 @@
-"""The command line as a new user meets it: every field settable, and errors (not tracebacks) that name
-the fix, all with one exit status, before any training starts."""
+"""`tgkit.study.cli`, `python -m tgkit run`, as a new user meets it: every field settable with --set, and
+errors (not tracebacks) that name the fix, all with one exit status, before any training starts."""
 
 import os
 import tempfile
@@ -8,59 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tgkit import hparams
+from conftest import stage_folders
 from tgkit.study import cli
-from tgkit.util import flags
-from tgkit.util.errors import EXIT_ERROR, InputError
+from tgkit.util.errors import EXIT_ERROR
 
 
 def run(*argv: str) -> int:
     return cli.main(["run", *argv])
 
 
-def stage_folders(runs_dir: Path) -> list[str]:
-    return sorted(p.name for p in runs_dir.iterdir() if not p.name.startswith(".")) if runs_dir.exists() else []
-
-
-# ---- --set KEY=VALUE -----------------------------------------------------------------------------
-
-
-def test_any_field_can_be_set_nested_ones_included():
-    config = flags.apply_settings(
-        hparams.profile("quick"),
-        [
-            "teacher_training.epochs=3",
-            "train_subset=none",
-            "kd.temperature=5",
-            "sparsities=(0.9, 0.95)",
-            "student.arch=resnet18",
-            "colt.target_sparsity=0.9",
-            "teacher_training.nesterov=false",
-        ],
-    )
-    assert config.teacher_training.epochs == 3 and config.train_subset is None
-    assert config.kd.temperature == 5.0 and isinstance(config.kd.temperature, float)
-    assert config.sparsities == (0.9, 0.95) and config.student.arch == "resnet18"
-    assert config.colt.target_sparsity == 0.9 and config.teacher_training.nesterov is False
-    assert config.student_training.epochs == hparams.profile("quick").student_training.epochs  # untouched
-
-
-@pytest.mark.parametrize(
-    "assignment, message",
-    [
-        ("teacher_training.epoch=3", "has no field 'epoch'"),
-        ("teacher_training.epochs=three", "takes int"),
-        ("teacher_training.epochs=2.5", "takes int"),
-        ("teacher_training.epochs=none", "not none"),
-        ("kd=3", "one by one"),
-        ("epochs", "write KEY=VALUE"),
-        ("colt.prune_rate=1.5", "prune_rate must be in"),
-        ("sparsities=(0.9, 'x')", "numbers"),
-    ],
-)
-def test_a_bad_setting_names_what_the_field_takes(assignment, message):
-    with pytest.raises(InputError, match=message):
-        flags.apply_settings(hparams.profile("quick"), [assignment])
+# ---- --help and --set ---------------------------------------------------------------------------
 
 
 def test_help_lists_every_settable_field(capsys):
@@ -118,3 +75,22 @@ def test_a_run_cache_that_cannot_be_written_points_to_runs_dir(tmp_path, capsys)
     assert run("--profile", "smoke", "--sparsity", "0.9", "--runs-dir", str(unwritable)) == EXIT_ERROR
     error = capsys.readouterr().err
     assert error.startswith("error: cannot write") and "--runs-dir or TGKIT_RUNS" in error
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sparsity", "1.5"], "outside [0, 1)"),
+        (["--sparsity", "-0.1"], "outside [0, 1)"),
+    ],
+)
+def test_cli_rejects_bad_sparsity(argv, message, capsys, tmp_path):
+    runs = tmp_path / "runs"
+    assert run("--profile", "smoke", "--runs-dir", str(runs), *argv) == EXIT_ERROR  # one status for every handled error
+    assert message in capsys.readouterr().err
+    assert stage_folders(runs) == []
+
+
+def test_cli_unknown_dataset_fails_clearly(capsys, tmp_path):
+    assert cli.main(["run", "--dataset", "mnist", "--runs-dir", str(tmp_path)]) == 2
+    assert "digits" in capsys.readouterr().err

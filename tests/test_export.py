@@ -1,5 +1,5 @@
-"""The sparse export: exact round trips, the sizes the format promises, and clear errors for files that
-are not one."""
+"""`tgkit.deploy.export`: the sparse export: exact round trips, the sizes the format promises, and clear
+errors for files that are not one."""
 
 import io
 import json

@@ -3,7 +3,7 @@ and modules of one concept each.
 
 The layers, bottom up (`tgkit/__init__.py` draws them):
 
-    util     tgkit.util (atomic files, the device, progress bars, errors, flags) and tgkit.hparams
+    util     tgkit.util (atomic files, the device, progress bars, errors, flags, default folders) and tgkit.hparams
     method   the modules at the top of tgkit/ (losses, scorer, masker, train, ...) and tgkit.data
     deploy   tgkit.deploy: the sparse export, sparse kernels, CPU inference
     report   tgkit.report: every figure and table, and the paper's numbers
@@ -148,9 +148,12 @@ def test_importing_the_configuration_imports_no_training_code():
     assert loaded_after("import tgkit.hparams", ("torch", "tgkit.train", "tgkit.study.pipeline", "numpy")) == []
 
 
-def test_a_figure_and_the_sweeps_plan_load_no_job_machinery():
-    """The GPU bundle carries no submitit: drawing the sweep and planning a batch must not need it."""
-    assert loaded_after("import tgkit.report.sweep, tgkit.bench.budget", ("submitit", "tgkit.study.jobs")) == []
+def test_the_batch_the_notebooks_and_the_benchmark_load_no_job_machinery():
+    """The GPU bundle carries no submitit: the batch, what the notebooks import (figures, the sweep's plan)
+    and the benchmark with its plan must not need it; only `python -m tgkit sweep` does."""
+    notebooks_and_batch = "tgkit.study.batch, tgkit.study.notebook, tgkit.study.sweep, tgkit.report.sweep"
+    statement = f"import {notebooks_and_batch}, tgkit.report.latency, tgkit.bench.cli, tgkit.study.cli"
+    assert loaded_after(statement, ("submitit", "tgkit.study.jobs")) == []
 
 
 def code_lines(source: str) -> int:
@@ -182,3 +185,23 @@ def test_code_lines_count_statements_not_prose():
 def test_no_module_holds_more_than_one_concepts_worth_of_code(name):
     lines = code_lines(modules()[name].read_text())
     assert lines <= MAX_CODE_LINES, f"{name} has {lines} lines of code: split it by concept"
+
+
+def test_the_readmes_module_tables_describe_every_module():
+    """The README's tables of the tree name every module: top-level ones by path, those of a package in
+    the package's row (`tgkit/study/` ... `runcache` ...)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `tgkit/")}
+    missing = []
+    for name, path in modules().items():
+        relative = path.relative_to(PACKAGE)
+        if relative.name in ("__init__.py", "__main__.py"):
+            continue
+        if len(relative.parts) == 1:
+            found = f"`tgkit/{relative.name}`" in readme
+        else:
+            row = rows.get(f"tgkit/{relative.parts[0]}/", "")
+            found = f"`{relative.stem}`" in row
+        if not found:
+            missing.append(name)
+    assert missing == []

@@ -1,4 +1,4 @@
-"""CA-KLD and the teacher-guided loss against values computed independently with numpy and by hand."""
+"""`tgkit.losses`: CA-KLD and the teacher-guided loss against values computed independently with numpy and by hand."""
 
 import math
 

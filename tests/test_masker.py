@@ -1,5 +1,6 @@
-"""Global masks: exact counts, deterministic ties, agreement with torch's own global pruning,
-sparsity over two denominators, and masks that survive save and load."""
+"""`tgkit.masker`: which weights are prunable, global masks (exact counts, deterministic ties, agreement
+with torch's own global pruning), sparsity over two denominators, the mask algebra of COLT (intersection,
+removal order), and masks that survive save and load. `tiny_net`'s weights are counted by hand (conftest)."""
 
 import copy
 import warnings
@@ -10,16 +11,19 @@ import torchvision
 from torch import nn
 from torch.nn.utils import prune
 
-from tgkit.mask_analysis import mask_overlap
+from conftest import tiny_net
 from tgkit.masker import (
     LayerCollapseWarning,
     MaskMismatchError,
     apply_masks,
+    count_pruned,
     describe_prunable,
     global_masks,
     global_sparsity,
     highest_target,
+    intersect_masks,
     load_pruned,
+    masks_removing_first,
     prunable_parameters,
     save_pruned,
     sparsity_for_target,
@@ -29,22 +33,6 @@ from tgkit.masker import (
 from tgkit.models import build_model
 from tgkit.scorer import magnitude_scores, random_scores
 from tgkit.util.checkpoint import CheckpointError, load_checkpoint, save_atomic
-
-
-def tiny_net(seed=0):
-    """conv 108 + bn 4 + conv 144 + bn 4 + linear 12 weights: 252 prunable of 272."""
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1, bias=False),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, 3),
-    )
 
 
 def pruned_count(masks):
@@ -260,14 +248,18 @@ def test_an_unreachable_target_says_the_maximum():
         sparsity_for_target(tiny_net(), 0.5, over="conv")
 
 
-def test_mask_overlap():
-    a = torch.tensor([True, True, False, False])
-    b = torch.tensor([True, False, True, False])
-    assert mask_overlap(a, b) == pytest.approx(1 / 3)
-    assert mask_overlap({"x": a, "y": a}, {"x": b, "y": a}) == pytest.approx(3 / 5)
-    assert mask_overlap({"x": a}, {"x": a}) == 1.0
-    with pytest.raises(ValueError, match="different tensors"):
-        mask_overlap({"x": a}, {"y": a})
+# --------------------------------------------------------------------------------------------------
+# mask algebra (COLT merges the masks of its networks)
+
+
+def test_removal_order_puts_every_and_mask_first():
+    """The AND of the networks' masks at any rate is a prefix of the landing order."""
+    generator = torch.Generator().manual_seed(0)
+    scores = [{"a": torch.rand(40, generator=generator), "b": torch.rand(3, 5, generator=generator)} for _ in range(3)]
+    for removed in (1, 7, 20):
+        merged = intersect_masks([global_masks(s, removed / 55) for s in scores])
+        prefix = masks_removing_first(scores, count_pruned(merged))
+        assert all(torch.equal(merged[name], prefix[name]) for name in merged)
 
 
 # --------------------------------------------------------------------------------------------------

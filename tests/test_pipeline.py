@@ -1,4 +1,6 @@
-"""End to end: the cached pipeline on digits (smoke profile) and on real CIFAR-10, and the CLI."""
+"""`tgkit.study.pipeline`, end to end: the cached pipeline (`Experiment`) on digits (smoke profile) and on
+real CIFAR-10, the run cache's edges met through it, and the command line's summary of a whole run (on the
+stages the smoke Experiment here has cached). The command line's errors: test_cli.py."""
 
 import shutil
 from dataclasses import replace
@@ -6,13 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import require_dataset
+from conftest import require_dataset, stage_folders
 from tgkit import hparams, masker
 from tgkit.hparams import ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
 from tgkit.study import cli, runcache
 from tgkit.study.pipeline import Experiment
 from tgkit.util import checkpoint
-from tgkit.util.errors import EXIT_ERROR
 
 pytestmark = pytest.mark.slow
 
@@ -96,23 +97,6 @@ def test_cli_prints_the_summary_table(runs_dir, capsys, tmp_path):
     assert output.read_text().startswith("method,")
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--sparsity", "1.5"], "outside [0, 1)"),
-        (["--sparsity", "-0.1"], "outside [0, 1)"),
-    ],
-)
-def test_cli_rejects_bad_sparsity(argv, message, capsys):
-    assert cli.main(["run", "--profile", "smoke", *argv]) == EXIT_ERROR  # one status for every handled error
-    assert message in capsys.readouterr().err
-
-
-def test_cli_unknown_dataset_fails_clearly(capsys, tmp_path):
-    assert cli.main(["run", "--dataset", "mnist", "--runs-dir", str(tmp_path)]) == 2
-    assert "digits" in capsys.readouterr().err
-
-
 @pytest.mark.data
 def test_cifar10_teacher_guided_beats_random_at_90_percent(tmp_path):
     """Real data, short training: the teacher-guided mask keeps what matters, a random one does not."""
@@ -155,12 +139,6 @@ def tiny_config():
     )
 
 
-def stage_folders(runs_dir):
-    return (
-        sorted(path.name for path in runs_dir.iterdir() if not path.name.startswith(".")) if runs_dir.exists() else []
-    )
-
-
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -187,6 +165,19 @@ def test_none_means_the_profiles_temperature(tmp_path):
     default = experiment.scores_stage("teacher_guided").id
     assert experiment.scores_stage("teacher_guided", scoring_temperature=3.0).id == default  # the profile's own T
     assert experiment.scores_stage("teacher_guided", scoring_temperature=5.0).id != default
+
+
+def test_loading_a_cached_network_leaves_torchs_global_generator_as_it_was(tmp_path):
+    """Building a network draws its initial weights from `init_seed`; loading a cached one builds it too,
+    and must not reseed the caller's random numbers on the way."""
+    experiment = Experiment(tiny_config(), runs_dir=tmp_path, device="cpu", progress=False)
+    trained = experiment.teacher()  # computed now, then loaded from the stage's file
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    loaded = Experiment(tiny_config(), runs_dir=tmp_path, device="cpu", progress=False).teacher()
+    assert torch.equal(torch.rand(4), expected)
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
 
 
 @pytest.mark.parametrize("stage, product", [("teacher", "model.pt"), ("scores-magnitude", "scores.pt")])

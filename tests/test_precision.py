@@ -1,22 +1,19 @@
-"""bf16 autocast where the device has bf16 units: the choice, the setting that forces it, the run cache
-key that records it, and training that stays deterministic at a fixed thread count."""
+"""bf16 autocast where the device has bf16 units, a property that crosses modules: the choice
+(`tgkit.util.device`), the setting that forces it (`hparams.TrainConfig`), the memory format that goes
+with it and training that stays deterministic at a fixed thread count (`tgkit.train`), and the run
+cache key that records it (`tgkit.study.runcache`)."""
 
 import dataclasses
 
 import pytest
 import torch
 
-from tgkit import data, models
+from tgkit import models
 from tgkit.hparams import TrainConfig
 from tgkit.train import fit, memory_format_for
 from tgkit.util import device
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_dataset("digits", progress=False)
 
 
 def cpu_with_bf16_units(monkeypatch, present: bool) -> None:

@@ -1,4 +1,4 @@
-"""Progress bars follow who is watching: widgets only where a live notebook can draw them."""
+"""`tgkit.util.progress`: progress bars follow who is watching: widgets only where a live notebook can draw them."""
 
 from tqdm import std
 from tqdm.auto import tqdm as auto_tqdm

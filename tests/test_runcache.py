@@ -1,5 +1,5 @@
-"""The run cache on its own, with trivial stages: keys derived from the config dataclass, locks,
-time across resumes, damaged folders, no empty folders."""
+"""`tgkit.study.runcache`: the run cache on its own, with trivial stages: keys derived from the config
+dataclass, locks, time across resumes (on a fake clock: exact seconds), damaged folders, no empty folders."""
 
 import json
 import multiprocessing
@@ -99,28 +99,31 @@ def test_a_failed_start_leaves_no_folder_but_keeps_what_a_resume_needs(tmp_path)
     assert (stage.folder / "training.ckpt").exists() and not stage.done
 
 
-def test_a_resumed_stage_counts_the_time_of_every_attempt(tmp_path):
+def test_a_resumed_stage_counts_the_time_of_every_attempt(tmp_path, fake_clock):
+    """30 s up to the checkpoint are kept, the 20 s after it are lost with the kill, the resumed attempt
+    adds its 10 s: the stage took 40 s. The clock moves only where the test moves it."""
     stage = cache(tmp_path).stage("teacher", Settings())
 
     def killed_after_one_epoch(stage):
-        time.sleep(0.3)
+        fake_clock.advance(30.0)
         stage.save({"epoch": 1}, "training.ckpt")
         stage.checkpointed()
-        time.sleep(0.2)  # lost: after the last checkpoint
+        fake_clock.advance(20.0)  # lost: after the last checkpoint
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         stage.run(killed_after_one_epoch)
-    carried = json.loads((stage.folder / runcache.PROGRESS).read_text())["seconds"]
-    assert 0.3 <= carried < 0.5
+    assert json.loads((stage.folder / runcache.PROGRESS).read_text()) == {"seconds": 30.0}
 
     def resumed(stage):
-        time.sleep(0.1)
+        fake_clock.advance(10.0)
         return {}
 
+    fake_clock.advance(500.0)  # between the attempts: no stage is running, nothing is counted
     result = cache(tmp_path).stage("teacher", Settings()).run(resumed)
-    assert result["seconds"] >= carried + 0.1
-    assert result["seconds"] < carried + 0.1 + 0.2
+    assert result["seconds"] == 40.0 and not result["cached"]
+    assert not (stage.folder / runcache.PROGRESS).exists()  # done: the next read takes the result's seconds
+    assert cache(tmp_path).stage("teacher", Settings()).run(resumed)["seconds"] == 40.0
 
 
 def test_a_damaged_result_or_product_names_the_folder_to_delete_and_destroys_nothing(tmp_path):

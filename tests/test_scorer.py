@@ -1,40 +1,31 @@
-"""Importance scorers: the bias-corrected EMA by hand, scores against gradients computed directly,
-and a student given back bit-identical."""
+"""`tgkit.scorer`: the bias-corrected EMA by hand, scores against gradients computed directly, a student
+given back bit-identical, the baselines, and the registry's `score`, which gives each criterion exactly
+what it needs (checked against calling the scorers directly)."""
 
 import copy
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from conftest import tiny_net
+from tgkit.hparams import KDConfig, ScoringConfig
 from tgkit.losses import confidence_beta, teacher_guided_loss
 from tgkit.masker import prunable_parameters
 from tgkit.scorer import (
     CRITERIA,
     BiasCorrectedEMA,
+    criterion,
     magnitude_scores,
     random_scores,
+    score,
     snip_scores,
     teacher_guided_scores,
 )
+from tgkit.util.errors import InputError
 
-CLASSES = 3
-
-
-def tiny_net(seed, classes=CLASSES):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1, bias=False),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, classes),
-    )
+CLASSES = 3  # tiny_net's default
 
 
 def make_batches(count, seed=1, size=4):
@@ -234,13 +225,125 @@ def test_random_scores_are_seeded_and_ignore_the_global_generator():
     assert all(score.min() >= 0 and score.max() < 1 and score.dtype == torch.float32 for score in first.values())
 
 
-def test_scorers_registry():
-    assert {name: criterion.scorer for name, criterion in CRITERIA.items()} == {
-        "teacher_guided": teacher_guided_scores,
-        "snip": snip_scores,
-        "magnitude": magnitude_scores,
-        "random": random_scores,
-    }
+# --------------------------------------------------------------------------------------------------
+# the registry: every criterion behind `score`
+
+
+def assert_same_scores(actual, expected):
+    assert list(actual) == list(expected)
+    assert all(torch.equal(actual[name], expected[name]) for name in expected)
+
+
+def same_scores(a, b) -> bool:
+    return list(a) == list(b) and all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_score_by_magnitude_is_the_magnitude_scorers_answer():
+    model = tiny_net(0)
+    assert_same_scores(score("magnitude", model), magnitude_scores(model))
+    assert torch.equal(score("magnitude", model)["3.weight"], model[3].weight.detach().abs())
+
+
+def test_score_at_random_passes_the_seed_and_nothing_else():
+    model = tiny_net(0)
+    assert_same_scores(score("random", model, seed=7), random_scores(model, seed=7))
+    assert not same_scores(score("random", model, seed=7), score("random", model, seed=8))
+    assert_same_scores(score("random", model), random_scores(model, seed=0))  # the default seed
+
+
+def test_score_teacher_guided_passes_every_scoring_setting():
+    student, teacher, batches = tiny_net(0), tiny_net(1), make_batches(2)
+    settings = ScoringConfig(
+        epochs=2, ema=0.8, variant="grad_sq", kd=KDConfig(alpha=0.4, temperature=5.0, beta=0.25, order="authors")
+    )
+    direct = teacher_guided_scores(
+        student,
+        teacher,
+        batches,
+        epochs=2,
+        ema=0.8,
+        alpha=0.4,
+        temperature=5.0,
+        beta=0.25,
+        order="authors",
+        variant="grad_sq",
+        progress=False,
+    )
+    through_the_registry = score(
+        "teacher_guided", student, teacher=teacher, batches=batches, settings=settings, progress=False
+    )
+    assert_same_scores(through_the_registry, direct)
+    # no settings: ScoringConfig's defaults, which are the scorer's own (epochs 3, m 0.9, alpha 0.7, T 3, beta 0.5)
+    defaults = score("teacher_guided", student, teacher=teacher, batches=batches, progress=False)
+    assert_same_scores(defaults, teacher_guided_scores(student, teacher, batches, progress=False))
+    assert not same_scores(defaults, direct)
+
+
+def test_score_snip_passes_its_own_epochs_and_the_shared_ema():
+    model, batches = tiny_net(0), make_batches(2)
+    settings = ScoringConfig(epochs=5, snip_epochs=2, ema=0.5)  # `epochs` is the teacher-guided score's
+    assert_same_scores(
+        score("snip", model, batches=batches, settings=settings, progress=False),
+        snip_scores(model, batches, epochs=2, ema=0.5, progress=False),
+    )
+
+
+@pytest.mark.parametrize(
+    "name, needs_teacher, needs_data, uses_seed",
+    [
+        ("teacher_guided", True, True, False),
+        ("snip", False, True, False),
+        ("magnitude", False, False, False),
+        ("random", False, False, True),
+    ],
+)
+def test_each_criterion_needs_and_depends_on_exactly_what_its_flags_say(name, needs_teacher, needs_data, uses_seed):
+    """The flags say what `score` asks of a criterion; here `score` is asked, and its answers are checked
+    against the flags and against what each criterion is (the paper's teacher-guided score needs a
+    teacher and data, SNIP data alone, magnitude only the weights, random only its seed)."""
+    chosen = CRITERIA[name]
+    assert (chosen.needs_teacher, chosen.needs_data, chosen.uses_seed) == (needs_teacher, needs_data, uses_seed)
+    student, teacher, batches = tiny_net(0), tiny_net(1), make_batches(2)
+
+    def refusal(**given) -> str | None:
+        try:
+            score(name, student, progress=False, **given)
+        except InputError as error:
+            return str(error)
+        return None
+
+    # refused without the teacher exactly where it needs one, and without batches exactly where it needs data
+    teacher_refusal, data_refusal = refusal(batches=batches), refusal(teacher=teacher)
+    assert teacher_refusal == (
+        f"the {chosen.label} criterion needs the teacher: pass teacher=" if needs_teacher else None
+    )
+    assert data_refusal == (
+        f"the {chosen.label} criterion passes over training batches: pass batches=" if needs_data else None
+    )
+
+    def scores(teacher=teacher, batches=batches, seed=0):
+        return score(name, student, teacher=teacher, batches=batches, seed=seed, progress=False)
+
+    given = scores()
+    # what a criterion does not need, it ignores: another teacher, other batches, another seed change nothing
+    assert (not same_scores(scores(teacher=tiny_net(2)), given)) is needs_teacher
+    assert (not same_scores(scores(batches=make_batches(2, seed=5)), given)) is needs_data
+    assert (not same_scores(scores(seed=1), given)) is uses_seed
+
+
+def test_score_says_what_a_criterion_is_missing_and_which_criteria_exist():
+    student, teacher, batches = tiny_net(0), tiny_net(1), make_batches(1)
+    with pytest.raises(InputError, match=re.escape("the teacher-guided criterion needs the teacher: pass teacher=")):
+        score("teacher_guided", student, batches=batches)
+    with pytest.raises(InputError, match="the teacher-guided criterion passes over training batches: pass batches="):
+        score("teacher_guided", student, teacher=teacher)
+    with pytest.raises(InputError, match="the SNIP criterion passes over training batches: pass batches="):
+        score("snip", student)
+    unknown = "unknown criterion 'hessian'; choose one of teacher_guided, snip, magnitude, random"
+    with pytest.raises(ValueError, match=re.escape(unknown)):  # an InputError is a ValueError too
+        score("hessian", student, teacher=teacher, batches=batches)
+    with pytest.raises(ValueError, match=re.escape(unknown)):
+        criterion("hessian")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -117,6 +117,10 @@ class KDConfig:
     beta: float | str = 0.5
     order: str = "paper"
 
+    def __post_init__(self):
+        if isinstance(self.beta, str) and self.beta != "confidence":
+            raise InputError(f'beta takes a number in [0, 1] or "confidence", got {self.beta!r}')
+
 
 @dataclass
 class ScoringConfig:
@@ -329,8 +333,8 @@ class BenchConfig:
 
 
 # On CUDA the full profile's networks (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch
-# 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps:
-# under a minute on 2 idle cores.
+# 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps,
+# so that a CPU's run stays short.
 BENCH_DEVICE_DEFAULTS = {
     "cuda": dict(
         width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10, eval_images=10_000
@@ -406,7 +410,7 @@ def _quick(dataset: str) -> RunConfig:
         train_subset=20_000,
         teacher=ModelSpec("resnet18", 16),
         student=student,
-        # bf16 on a CPU with bf16 units (1.8x fp32 here) pays for 10 epochs instead of 6
+        # bf16 on a CPU with bf16 units (about twice fp32: the README) pays for 10 epochs instead of 6
         teacher_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
         student_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
         retraining=RetrainConfig(epochs=2, batch_size=128, lr=0.05),

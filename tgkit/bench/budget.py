@@ -1,8 +1,8 @@
 """What a profile costs: the images every stage of the notebook batch processes, and the seconds that
 makes at a given throughput.
 
-    rates = bench.run_bench(...).iloc[0]           images/s measured on this device (`tgkit.bench`)
-    plan = stage_plan(profiles.profile("fast"), rates)
+    rates = throughput.run_bench(...).iloc[0]      images/s measured on this device (`bench.throughput`)
+    plan = stage_plan(hparams.profile("fast"), rates)
     plan["seconds"].sum()                          the batch's planned compute time
 
 A plan is arithmetic, not a measurement: images per stage (epochs x images per epoch, read from the

@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 
 from tgkit.data.batches import Augment, Batches
-from tgkit.data.sources import default_data_dir, official_splits
+from tgkit.data.sources import official_splits
 from tgkit.data.splits import stratified_split, stratified_subset
+from tgkit.util import locations
 from tgkit.util.errors import InputError
 
 SPLITS = ("train", "val", "test")
@@ -191,7 +192,8 @@ def load_dataset(
 ) -> ImageData:
     """Load a dataset by name (see `DATASETS`, or "imagefolder:<path>") with its splits.
 
-    data_dir: where datasets and the decoding cache live; default `default_data_dir()`.
+    data_dir: where datasets and the decoding cache live; default `tgkit.util.locations.data_dir()`
+        ($TGKIT_DATA, else `data/` of the checkout the command runs in, else of the user folder).
     val_fraction: part of the training split (after `train_subset`) held out as the validation split,
         the same part of every class, chosen at random by `seed`.
     train_subset, test_subset: keep only this many images of the official split, n // num_classes of
@@ -204,7 +206,7 @@ def load_dataset(
         raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if not isinstance(seed, int) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-    data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    data_dir = locations.data_dir() if data_dir is None else Path(data_dir).expanduser()
     name, decoded, augment = official_splits(name, data_dir, download=download, progress=progress)
 
     classes = decoded["classes"]

@@ -45,13 +45,6 @@ _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_TEST_SEED = 0
 
 
-def default_data_dir() -> Path:
-    """The data folder: $TGKIT_DATA if set, else `data/` in the project root."""
-    if os.environ.get("TGKIT_DATA"):
-        return Path(os.environ["TGKIT_DATA"]).expanduser()
-    return Path(__file__).resolve().parents[2] / "data"
-
-
 class DatasetNotFound(TgkitError, FileNotFoundError):
     """A dataset is in none of the places searched; the message lists them and how to fix it."""
 

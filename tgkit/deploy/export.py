@@ -169,8 +169,8 @@ def read_export(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
     """The dense state dict (original dtypes) and the model spec of an export file."""
     path = Path(path)
     if not path.is_file():
-        raise ExportFormatError(f"no export file {path}; write one with tgkit.export.export_sparse first.")
-    again = "export the model again with tgkit.export.export_sparse"
+        raise ExportFormatError(f"no export file {path}; write one with tgkit.deploy.export.export_sparse first.")
+    again = "export the model again with tgkit.deploy.export.export_sparse"
     try:
         with safe_open(path, framework="pt") as handle:
             metadata = handle.metadata() or {}

@@ -14,7 +14,6 @@ of `output` are importable from here: `report.save_figure`, `report.save_table`,
 from tgkit.report.output import (
     DATASET_NOTES,
     PACKAGES,
-    REPO_ROOT,
     StageClock,
     dataset_note,
     figures_dir,
@@ -29,7 +28,6 @@ from tgkit.report.output import (
 __all__ = [
     "DATASET_NOTES",
     "PACKAGES",
-    "REPO_ROOT",
     "StageClock",
     "dataset_note",
     "figures_dir",

@@ -3,7 +3,7 @@ where the sparse kernel overtakes the dense one, and the speed-up on paper besid
 
     sizes = size_table(models, spec)                  bytes four ways per sparsity and value type
     plot_sizes(sizes)
-    latency = inference.network_latency(...)          (tgkit.inference)
+    latency = inference.network_latency(...)          (tgkit.deploy.inference)
     crossover(latency, batch_size=1)                  the sparsity where sparse becomes faster, or None
     plot_latency(latency)                             ms per image against sparsity, crossover marked
     speedups = speedup_table(latency, macs)           measured against theoretical (ShrinkBench's count)

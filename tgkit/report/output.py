@@ -1,7 +1,8 @@
 """What a notebook leaves behind, as files: figures (PNG and PDF), tables (CSV), and a JSON manifest.
 
-Everything goes to `figures/<profile>/<dataset>/`; $TGKIT_FIGURES moves the root `figures/` elsewhere
-(`python -m tgkit.batch --figures-root` sets it). The manifest records what is needed to trust and
+Everything goes to `<figures>/<profile>/<dataset>/`, where `<figures>` is $TGKIT_FIGURES (which
+`python -m tgkit batch --figures-root` sets), else `figures/` of the checkout the command runs in, else
+of the user folder (`tgkit.util.locations`). The manifest records what is needed to trust and
 repeat the numbers: the git commit, package versions, the device, the profile, the seed, the
 wall-clock of every stage, timed with `StageClock` (GPU synchronised, `device.stopwatch`), and what
 differs in our copy of the dataset.
@@ -22,10 +23,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tgkit.util import checkpoint
+from tgkit.util import checkpoint, locations
 from tgkit.util.device import stopwatch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # the text artist `save_figure` adds under a figure, found again by this id so it is added once
 PROVENANCE_GID = "tgkit-provenance"
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "papermill", "ipywidgets")
@@ -43,8 +43,8 @@ def dataset_note(dataset: str) -> str:
 
 
 def figures_dir(profile: str, dataset: str, root: str | Path | None = None) -> Path:
-    """`<root>/<profile>/<dataset>/` (root: $TGKIT_FIGURES, else the repo's `figures/`), created if absent."""
-    root = Path(root or os.environ.get("TGKIT_FIGURES") or REPO_ROOT / "figures")
+    """`<root>/<profile>/<dataset>/` (root: default `locations.figures_root()`), created if absent."""
+    root = Path(root) if root else locations.figures_root()
     folder = root / profile / dataset.replace(":", "_").replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -96,22 +96,26 @@ class StageClock:
 
 
 def git_commit() -> str:
-    """HEAD of the kit's repository, "-dirty" when tracked files changed; where there is no git (a copy
-    of the tree on a GPU node), $TGKIT_GIT_COMMIT, else "unknown"."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("TGKIT_GIT_COMMIT") or "unknown"
+    """HEAD of the checkout whose code is running (`locations.code_checkout()`), "-dirty" when tracked
+    files changed; where there is none or no git (an installed kit, a copy of the tree on a GPU node),
+    $TGKIT_GIT_COMMIT, else "unknown"."""
+    folder = locations.code_checkout()
+    if folder is not None:
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            return commit + ("-dirty" if dirty else "")
+        except (OSError, subprocess.CalledProcessError):
+            pass  # a checkout without git: the variable below names the commit
+    return os.environ.get("TGKIT_GIT_COMMIT") or "unknown"
 
 
 def package_versions() -> dict[str, str]:

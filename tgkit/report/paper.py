@@ -23,7 +23,7 @@ import math
 import pandas as pd
 
 PAPER = (
-    "Biswas et al., Teacher-Guided One-Shot Pruning via Context-Aware Knowledge Distillation, "
+    "Alim et al., Teacher-Guided One-Shot Pruning via Context-Aware Knowledge Distillation, "
     "IEEE BigData 2025, arXiv 2511.16653"
 )
 SETUP = "ImageNet-pretrained ResNet-50 teacher and ResNet-18 student at 224 px, the authors' hardware"

@@ -6,7 +6,7 @@ and our numbers beside the paper's.
     plot_accuracy(temperature_ablation(table))
     beside_paper(summary, config)            our teacher-guided numbers beside the paper's, at its nearest level
 
-The paper's numbers come from `tgkit.paper` and are only ever placed beside ours, in columns named
+The paper's numbers come from `tgkit.report.paper` and are only ever placed beside ours, in columns named
 "paper", never mixed into our tables.
 """
 

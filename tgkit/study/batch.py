@@ -1,13 +1,15 @@
 """Run the notebooks headless, in name order: `python -m tgkit batch --profile smoke --dataset digits`.
 
-Each notebook of `notebooks/` runs with papermill in a fresh kernel, its working directory
+Each notebook of the checkout's `notebooks/` (`tgkit.util.locations`: the notebooks ship with a
+checkout, not with the package) runs with papermill in a fresh kernel, its working directory
 `notebooks/`, with `profile`, `dataset` and `seed` injected after its `parameters` cell. The
 executed copies, with every output, go to `<figures>/<profile>/<dataset>/executed/` beside the
 figures, tables and manifests the notebooks write; `notebooks/` itself is left untouched. The
-notebooks share the run cache ($TGKIT_RUNS, else `data/runs`), so a stage trained by one notebook is
-read by the next. The kernels run with TGKIT_HEADLESS=1: no frontend watches them, so they draw no
-widgets (`tgkit.util.progress`). The first notebook that fails, or a cell that outlives `--cell-timeout`,
-stops the batch with exit status 1 and the failing cell's error; its executed copy shows where.
+notebooks share the run cache ($TGKIT_RUNS, else the checkout's `data/runs`), so a stage trained by
+one notebook is read by the next. The kernels run with TGKIT_HEADLESS=1: no frontend watches them,
+so they draw no widgets (`tgkit.util.progress`). The first notebook that fails, or a cell that outlives
+`--cell-timeout`, stops the batch with exit status 1 and the failing cell's error; its executed copy
+shows where.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from tgkit import hparams, report
-from tgkit.util import progress
+from tgkit.util import locations, progress
 from tgkit.util.errors import InputError, TgkitError, run_command
 
-NOTEBOOKS_DIR = report.REPO_ROOT / "notebooks"
 KERNEL = "python3"  # the kernelspec ipykernel installs into the venv; jupyter_client runs it with this python
 # the kernel's own log (not the cells' output) only from errors up: its start-up warnings would break the progress lines
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -46,21 +47,28 @@ def default_profile() -> str:
 
 
 def find_notebooks(names: list[str] | None = None) -> list[Path]:
-    """The notebooks to run, in name order: all of `notebooks/`, or those `names` give (a path, or a
-    name in `notebooks/` with or without ".ipynb")."""
+    """The notebooks to run, in name order: all of the checkout's `notebooks/`, or those `names` give (a
+    path, or a name in `notebooks/` with or without ".ipynb"). Only paths work outside a checkout."""
     if not names:
-        return sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+        return sorted(locations.notebooks_dir().glob("*.ipynb"))
     found = []
     for name in names:
-        candidates = [Path(name), NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / f"{name}.ipynb"]
-        path = next(
-            (candidate for candidate in candidates if candidate.suffix == ".ipynb" and candidate.is_file()), None
-        )
-        if path is None:
-            available = ", ".join(notebook.stem for notebook in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
-            raise InputError(f"no notebook {name!r}; notebooks/ holds {available or 'none'}")
-        found.append(path.resolve())
+        path = Path(name)
+        found.append((path if _is_notebook(path) else _in_notebooks_folder(name)).resolve())
     return sorted(found, key=lambda path: path.name)
+
+
+def _in_notebooks_folder(name: str) -> Path:
+    folder = locations.notebooks_dir()
+    path = next((path for path in (folder / name, folder / f"{name}.ipynb") if _is_notebook(path)), None)
+    if path is None:
+        available = ", ".join(notebook.stem for notebook in sorted(folder.glob("*.ipynb")))
+        raise InputError(f"no notebook {name!r}; notebooks/ holds {available or 'none'}")
+    return path
+
+
+def _is_notebook(path: Path) -> bool:
+    return path.suffix == ".ipynb" and path.is_file()
 
 
 def run_notebooks(
@@ -79,10 +87,11 @@ def run_notebooks(
     fails, or the first cell that runs longer than `cell_timeout` seconds (None: no limit), raises
     `NotebookFailed` after the notebook's executed copy is written.
     """
-    environment = {progress.HEADLESS_VARIABLE: "1"}
-    if figures_root:
-        environment["TGKIT_FIGURES"] = str(Path(figures_root).resolve())
-    folder = report.figures_dir(profile, dataset, figures_root)
+    # The kernels run in the notebooks' folder, not here: the figures root is passed on, so that their
+    # figures land beside the executed copies wherever either working directory lies.
+    root = Path(figures_root or locations.figures_root()).resolve()
+    environment = {progress.HEADLESS_VARIABLE: "1", "TGKIT_FIGURES": str(root)}
+    folder = report.figures_dir(profile, dataset, root)
     executed = folder / "executed"
     executed.mkdir(exist_ok=True)
     wall_clock = []
@@ -155,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         "--figures-root",
         metavar="DIR",
         help="write figures, tables, manifests and executed copies under DIR/<profile>/<dataset>/ "
-        "(default: $TGKIT_FIGURES, else the repository's figures/)",
+        "(default: $TGKIT_FIGURES, else figures/ of the checkout you run in)",
     )
     parser.add_argument(
         "--cell-timeout",
@@ -176,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = args.dataset or hparams.DEFAULT_DATASETS[args.profile]
         notebooks = find_notebooks(args.notebooks)
         if not notebooks:
-            raise InputError(f"no notebooks in {NOTEBOOKS_DIR}")
+            raise InputError(f"no notebooks in {locations.notebooks_dir()}")
         started = time.perf_counter()
         try:
             executed = run_notebooks(

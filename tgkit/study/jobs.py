@@ -26,12 +26,12 @@ import pandas as pd
 import submitit
 import torch
 
-from tgkit import data, hparams
+from tgkit import hparams
 from tgkit.hparams import ClusterConfig, RunConfig
 from tgkit.scorer import CRITERIA
 from tgkit.study.pipeline import Experiment
 from tgkit.study.sweep import SweepRun, plan, pruned, row_of, table_of
-from tgkit.util import checkpoint, flags
+from tgkit.util import checkpoint, flags, locations
 from tgkit.util.errors import TgkitError, run_command
 
 
@@ -182,7 +182,7 @@ def run_grid(
     """Every run of `plan(config)` for each config (one per dataset; of `criteria` only, when given),
     as jobs (see the module docstring); returns the sweep table of them all, with a dataset column.
     Raises SweepFailed naming the logs if any job failed (what finished stays in the cache)."""
-    runs_dir = str(runs_dir or os.environ.get("TGKIT_RUNS") or data.default_data_dir() / "runs")
+    runs_dir = str(runs_dir or locations.runs_dir())
     gpus = torch.cuda.device_count() if cluster.executor == "local" else 0
     workers = 1 if cluster.executor == "debug" else cluster.workers or max(gpus, 1 if gpus else 2)
     threads = max(1, len(os.sched_getaffinity(0)) // workers) if cluster.executor == "local" and not gpus else 0

@@ -3,7 +3,7 @@
     teacher -> dense student -> importance scores -> one-shot global masks -> retraining (KD or not)
     and, on the same data, the iterative baseline COLT (or LTH)
 
-Every stage is a stage of the run cache (`tgkit.runcache`), keyed by its own dataclass of
+Every stage is a stage of the run cache (`tgkit.study.runcache`), keyed by its own dataclass of
 `tgkit.hparams` (`NetworkTraining`, `ScoringStage`, `PruningStage`, `ColtConfig`), the stages it builds
 on and the device: the same configuration reuses a stage, a changed one never does, notebooks share
 each other's work, and two processes never compute one stage twice. Training stages checkpoint every
@@ -18,7 +18,6 @@ for the latency comparison.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -32,7 +31,7 @@ from tgkit.hparams import ColtConfig, KDConfig, ModelSpec, NetworkTraining, Prun
 from tgkit.retrainer import retrain
 from tgkit.study.runcache import RunCache, Stage
 from tgkit.train import evaluate, fit
-from tgkit.util import checkpoint
+from tgkit.util import checkpoint, locations
 from tgkit.util.device import default_device, device_name, stopwatch
 from tgkit.util.errors import InputError
 
@@ -42,7 +41,7 @@ TEACHER_INIT, STUDENT_INIT = 1, 2
 
 class Experiment:
     """One configuration's run; each method computes its stage once and caches it under `runs_dir`
-    (default: $TGKIT_RUNS, else `<data dir>/runs`)."""
+    (default: `tgkit.util.locations.runs_dir()`: $TGKIT_RUNS, else `<data dir>/runs`)."""
 
     def __init__(
         self,
@@ -53,7 +52,7 @@ class Experiment:
         progress: bool = True,
     ):
         self.config = config
-        self.runs_dir = Path(runs_dir or os.environ.get("TGKIT_RUNS") or data.default_data_dir() / "runs")
+        self.runs_dir = Path(runs_dir) if runs_dir else locations.runs_dir()
         self.device = torch.device(device) if device else default_device()
         self.cache = RunCache(self.runs_dir, self.device)
         self.progress = progress

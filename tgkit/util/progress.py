@@ -1,7 +1,7 @@
 """Who is watching: a live notebook, a terminal, or nobody (a headless batch run).
 
 A notebook open in JupyterLab draws widgets: tqdm's progress bars (`tqdm.auto` picks its widget bars
-inside a kernel) and the ipywidgets explorer of notebook 02. A headless run, `python -m tgkit.batch`,
+inside a kernel) and the ipywidgets explorer of notebook 02. A headless run, `python -m tgkit batch`,
 has no frontend to draw them, so the batch sets TGKIT_HEADLESS=1 for its kernels and the kit draws no
 widgets there: progress bars are text, each left at its last state in the executed copy (a bar asked
 not to `leave` would leave a blank line there), and the explorer draws its figure once. This also
@@ -21,7 +21,7 @@ HEADLESS_VARIABLE = "TGKIT_HEADLESS"
 
 
 def headless() -> bool:
-    """True in a run that no frontend watches: TGKIT_HEADLESS=1 (set by `tgkit.batch` for its kernels)."""
+    """True in a run that no frontend watches: TGKIT_HEADLESS=1 (set by `tgkit.study.batch` for its kernels)."""
     return os.environ.get(HEADLESS_VARIABLE) == "1"
 
 

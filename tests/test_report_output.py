@@ -1,4 +1,4 @@
-"""What a notebook leaves behind: figures that name their run, tables, manifests."""
+"""`tgkit.report.output`: what a notebook leaves behind: figures that name their run, tables, manifests."""
 
 import json
 
@@ -31,17 +31,29 @@ def test_figure_without_source_is_left_alone(tmp_path):
     plt.close(figure)
 
 
-def test_table_and_manifest_round_trip(tmp_path):
+def test_table_and_manifest_round_trip(tmp_path, fake_clock):
     table = pd.DataFrame({"sparsity": [0.5, 0.9], "accuracy": [0.8, 0.7]})
     pd.testing.assert_frame_equal(pd.read_csv(report.save_table(table, tmp_path, "t")), table)
     clock = report.StageClock()
     with clock("stage"):
-        pass
+        fake_clock.advance(2.5)
+    with clock("stage"):  # a stage timed twice (a cell run again) adds up
+        fake_clock.advance(1.0)
     path = report.write_manifest(
         tmp_path, "00_example.ipynb", profile="smoke", dataset="cifar10", seed=3, device="cpu", clock=clock
     )
     manifest = json.loads(path.read_text())
     assert path.name == "00_example.manifest.json"
-    assert (manifest["profile"], manifest["seed"], manifest["device"]) == ("smoke", 3, "cpu")
-    assert manifest["dataset_note"] == report.dataset_note("cifar10") != ""
-    assert set(manifest["stage_seconds"]) == {"stage"}
+    assert (manifest["notebook"], manifest["profile"], manifest["seed"], manifest["device"]) == (
+        "00_example.ipynb",
+        "smoke",
+        3,
+        "cpu",
+    )
+    assert manifest["dataset_note"].startswith("CIFAR-10 from a JPEG-recompressed copy")
+    assert manifest["stage_seconds"] == {"stage": 3.5} and manifest["total_seconds"] == 3.5
+
+
+def test_only_a_dataset_whose_copy_differs_carries_a_note():
+    assert "32 px" in report.dataset_note("TinyImageNet")  # by the kit's name, in any case
+    assert report.dataset_note("digits") == ""

@@ -1,6 +1,6 @@
-"""The sweep as jobs (submitit): local workers give the in-process sweep's table, a killed worker leaves
-nothing half-written and is finished on resubmission, notebook 03 draws the result without recomputing,
-and SLURM's parameters are checked by submitit without submitting anything."""
+"""`tgkit.study.jobs`: the sweep as jobs (submitit): local workers give the in-process sweep's table, a
+killed worker leaves nothing half-written and is finished on resubmission, notebook 03 draws the result
+without recomputing, and SLURM's parameters are checked by submitit without submitting anything."""
 
 import json
 import multiprocessing

@@ -1,4 +1,5 @@
-"""The paper's reference tables hold exactly the numbers of docs/method.md section 9, and name their source.
+"""`tgkit.report.paper`: the paper's reference tables hold exactly the numbers of docs/method.md
+section 9, and name their source.
 
 The numbers below are copied from method.md by hand; where the project's shared docs are reachable
 (`../shared/docs/method.md`), the same numbers are also read from the file itself, so that a change

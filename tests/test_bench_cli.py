@@ -1,0 +1,106 @@
+"""`tgkit.bench.cli`, `python -m tgkit.bench`: the flags become the `BenchConfig` measured, the report is
+printed and the table written as CSV, and `--plan` measures the planned profile's networks and images.
+The measurement itself (`bench.throughput.run_bench`) runs on fewer images than the command line asks
+for: the flags are what these tests are about."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from conftest import BENCH_MEASUREMENTS, BENCH_SETTINGS
+from tgkit import hparams
+from tgkit.bench import cli
+from tgkit.bench import throughput as bench
+from tgkit.hparams import BenchConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tensors this small run slower on several threads
+
+
+def test_command_line_prints_the_report_and_writes_the_csv(tmp_path, capsys, monkeypatch):
+    configs = []
+
+    def small_run_bench(config, say):
+        # the CLI's synthetic data is CIFAR-sized; the flags are what this test is about
+        configs.append(config)
+        return run_bench(dataclasses.replace(config, train_images=64, eval_images=16), say=say)
+
+    run_bench = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", small_run_bench)
+    csv = tmp_path / "bench.csv"
+    cli.main(
+        [
+            "--device",
+            "cpu",
+            "--arch",
+            "resnet10",
+            "--width",
+            "4",
+            "--teacher-arch",
+            "resnet10",
+            "--teacher-width",
+            "4",
+            "--batch-size",
+            "8",
+            "--steps",
+            "2",
+            "--precision",
+            "fp32",
+            "--csv",
+            str(csv),
+        ]
+    )
+    assert configs == [
+        BenchConfig(
+            arch="resnet10",
+            width=4,
+            teacher_arch="resnet10",
+            teacher_width=4,
+            batch_size=8,
+            steps=2,
+            device="cpu",
+            precision="fp32",
+        )
+    ]
+    printed = capsys.readouterr().out
+    assert "train masked" in printed and "retrain with KD" in printed and "s per 50,000 images" in printed
+    assert list(pd.read_csv(csv).columns) == BENCH_SETTINGS + BENCH_MEASUREMENTS
+
+
+def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkeypatch):
+    configs = []
+
+    def small_run_bench(config, say):
+        configs.append(config)
+        return run_bench(dataclasses.replace(config, train_images=64, eval_images=16, batch_size=8), say=say)
+
+    run_bench = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", small_run_bench)
+    cli.main(
+        [
+            "--device",
+            "cpu",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--rounds",
+            "1",
+            "--plan",
+            "smoke",
+            "--scale-to-dense-img-s",
+            "1000",
+        ]
+    )
+    smoke = hparams.profile("smoke")
+    (config,) = configs
+    assert (config.arch, config.width, config.teacher_arch, config.teacher_width) == (
+        smoke.student.arch,
+        smoke.student.width,
+        smoke.teacher.arch,
+        smoke.teacher.width,
+    )
+    assert config.image_shape == (1, 8, 8) and config.batch_size == smoke.student_training.batch_size
+    printed = capsys.readouterr().out
+    assert "PLAN (arithmetic, not a measurement)" in printed and "dense training runs at 1,000 images/s" in printed
+    assert "planned seconds per notebook: 01 " in printed
