@@ -179,7 +179,7 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_written_and_is_finished_l
 @pytest.mark.slow
 def test_a_failed_job_is_reported_with_its_log(tmp_path):
     config = hparams.profile("smoke", "imagefolder:" + str(tmp_path / "no-such-tree"))
-    with pytest.raises(RuntimeError, match=r"shared-stages job \S+ failed: .*not found.*\(log: .*\.err\)"):
+    with pytest.raises(jobs.SweepFailed, match=r"shared-stages job \S+ failed: .*not found.*\(log: .*\.err\)"):
         jobs.run_grid(
             [config],
             ClusterConfig("local", str(tmp_path / "logs"), workers=1),
