@@ -103,4 +103,4 @@ def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkey
     assert config.image_shape == (1, 8, 8) and config.batch_size == smoke.student_training.batch_size
     printed = capsys.readouterr().out
     assert "PLAN (arithmetic, not a measurement)" in printed and "dense training runs at 1,000 images/s" in printed
-    assert "planned seconds per notebook: 01 " in printed
+    assert "planned seconds: command " in printed and "by kind: fixed " in printed

@@ -157,6 +157,65 @@ def test_nan_scores_are_rejected():
         global_masks({"a": torch.tensor([0.1, float("nan")])}, 0.5)
 
 
+def sorted_masks(scores, sparsity):
+    """The rule `global_masks` keeps, written as a sort: prune the first k = round(sparsity * N) weights of a
+    stable argsort of the concatenated scores (what `global_masks` did before it selected with kthvalue)."""
+    flat = torch.cat([score.reshape(-1) for score in scores.values()])
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
+    keep[torch.argsort(flat, stable=True)[: round(sparsity * flat.numel())]] = False
+    pieces = keep.split([score.numel() for score in scores.values()])
+    return {name: piece.reshape(score.shape) for (name, score), piece in zip(scores.items(), pieces)}
+
+
+def tied_scores(generator):
+    """One to five tensors of random sizes and shapes, integer scores 0..9 (ties everywhere), some -1 (pruned)."""
+    scores = {}
+    for index in range(int(torch.randint(1, 6, (), generator=generator))):
+        rows, columns = torch.randint(1, 40, (2,), generator=generator).tolist()
+        scores[f"t{index}"] = torch.randint(-1, 10, (rows, columns), generator=generator).float()
+    return scores
+
+
+def sparsities_of(count, generator):
+    """0, the ratios that prune exactly 1, N - 1 and N weights (1.0 itself is refused), and three at random."""
+    return [0.0, 1 / count, (count - 1) / count, 1 - 0.4 / count] + torch.rand(3, generator=generator).tolist()
+
+
+def assert_same_masks(actual, expected):
+    assert list(actual) == list(expected)
+    assert all(torch.equal(actual[name], expected[name]) for name in expected)
+
+
+@pytest.mark.filterwarnings("ignore::tgkit.masker.LayerCollapseWarning")
+def test_selection_gives_the_stable_sorts_masks_with_ties_everywhere():
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        scores = tied_scores(generator)
+        count = sum(score.numel() for score in scores.values())
+        for sparsity in sparsities_of(count, generator):
+            masks = global_masks(scores, sparsity)
+            assert_same_masks(masks, sorted_masks(scores, sparsity))
+            assert pruned_count(masks) == round(sparsity * count)
+
+
+def test_selection_gives_the_stable_sorts_masks_on_a_networks_magnitudes():
+    """A ResNet-18 of width 16 (0.7 M conv weights), its magnitudes dense and with a third of them zeroed, as a
+    pruned network's are: ties at zero."""
+    torch.manual_seed(0)
+    scores = magnitude_scores(build_model("resnet18", 10, width=16))
+    half_pruned = {name: score * (torch.rand(score.shape) > 1 / 3) for name, score in scores.items()}
+    for sparsity in (0.3, 0.5, 0.9, 0.9841):
+        assert_same_masks(global_masks(scores, sparsity), sorted_masks(scores, sparsity))
+        assert_same_masks(global_masks(half_pruned, sparsity), sorted_masks(half_pruned, sparsity))
+
+
+def test_pruning_all_n_warns_for_every_tensor():
+    scores = {"a": torch.ones(3), "b": torch.zeros(2)}
+    with pytest.warns(LayerCollapseWarning, match=r"\['a', 'b'\]"):
+        masks = global_masks(scores, 0.95)  # round(4.75) = 5 = N
+    assert not any(mask.any() for mask in masks.values())
+
+
 # --------------------------------------------------------------------------------------------------
 # applying masks and measuring sparsity
 
@@ -324,6 +383,23 @@ def test_masks_apply_report_and_load_on_cuda(tmp_path):
     assert global_sparsity(loaded) == global_sparsity(net, masks)
     cuda_masks = global_masks({name: score.cuda() for name, score in magnitude_scores(net).items()}, 0.5)
     assert all(torch.equal(cuda_masks[name].cpu(), masks[name]) for name in masks)
+
+
+@pytest.mark.filterwarnings("ignore::tgkit.masker.LayerCollapseWarning")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_masks_equal_the_cpus_with_ties_everywhere():
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        scores = tied_scores(generator)
+        on_cuda = {name: score.cuda() for name, score in scores.items()}
+        for sparsity in sparsities_of(sum(score.numel() for score in scores.values()), generator):
+            masks = global_masks(on_cuda, sparsity)
+            assert all(mask.is_cuda for mask in masks.values())
+            assert_same_masks({name: mask.cpu() for name, mask in masks.items()}, global_masks(scores, sparsity))
+        # COLT's landing round, on the device its networks train on
+        networks = [scores, {name: score.flip(-1) for name, score in scores.items()}]
+        removed = masks_removing_first([{n: s.cuda() for n, s in one.items()} for one in networks], 7)
+        assert_same_masks({name: mask.cpu() for name, mask in removed.items()}, masks_removing_first(networks, 7))
 
 
 def test_the_highest_target_is_the_prunable_share_of_all_weights():

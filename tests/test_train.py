@@ -87,6 +87,30 @@ def test_training_resumes_from_its_epoch_checkpoint(digits, tmp_path, monkeypatc
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("every_s, checkpoints", [(0.0, [1, 2, 3]), (1e9, [])])
+def test_resume_checkpoints_follow_their_interval(digits, tmp_path, every_s, checkpoints):
+    """0 s: one checkpoint after every epoch (the CPU's policy); an interval no epoch reaches: none at all
+    (a GPU's one-a-minute policy on a run shorter than a minute). Each checkpoint is announced once."""
+    resume = tmp_path / "training.ckpt"
+    saved_epochs = []
+
+    def after_checkpoint():
+        saved_epochs.append(checkpoint.load_checkpoint(resume)["state"]["epoch"])
+
+    fit(
+        models.build_model("smallcnn", 10, in_channels=1, width=8),
+        digits,
+        TrainConfig(epochs=3, batch_size=64, lr=0.05),
+        device="cpu",
+        resume=resume,
+        progress=False,
+        after_checkpoint=after_checkpoint,
+        checkpoint_every_s=every_s,
+    )
+    assert saved_epochs == checkpoints
+    assert resume.exists() == bool(checkpoints)
+
+
 def test_corrupt_resume_checkpoint_fails_clearly(digits, tmp_path):
     resume = tmp_path / "training.ckpt"
     resume.write_bytes(b"not a checkpoint")

@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from tgkit import masker, models, scorer
+from tgkit import masker, models
 from tgkit.data import ImageData
 from tgkit.hparams import ColtConfig
 from tgkit.retrainer import retrain
@@ -93,15 +93,20 @@ def block_datasets(data: ImageData, partitions: int) -> list[ImageData]:
 
 
 def masked_magnitudes(model: nn.Module, mask: Masks) -> dict[str, Tensor]:
-    """|W| of every prunable weight, with -1 where the mask has already pruned it.
+    """|W| of every prunable weight (float32), with -1 where the mask has already pruned it, on the device
+    of the network's weights: the round's masks are then made there too (`masker.global_masks` on a GPU).
 
     A pruned weight is zero and would sort first anyway, but a surviving weight can be exactly zero
     too; -1 keeps the tie-break from trading a pruned weight for it.
     """
-    scores = scorer.magnitude_scores(model)
-    if set(scores) != set(mask):
+    weights = masker.prunable_parameters(model)
+    if set(weights) != set(mask):
         raise InputError("the mask and the network's prunable tensors differ: was it built for another architecture?")
-    return {name: score.masked_fill(~mask[name], -1.0) for name, score in scores.items()}
+    # |W| where W lives (`scorer.magnitude_scores` hands its scores to the CPU); the shared mask comes from the CPU
+    return {
+        name: weight.detach().abs().float().masked_fill_(~mask[name].to(weight.device), -1.0)
+        for name, weight in weights.items()
+    }
 
 
 def magnitude_mask(scores: dict[str, Tensor], rate: float) -> Masks:
@@ -245,6 +250,8 @@ class ColtSearch:
         trimmed = masker.count_pruned(merged) > self.target_pruned
         if trimmed:
             merged = masker.masks_removing_first(scores, self.target_pruned)
+        # made on the networks' device; the shared mask lives on the CPU, as checkpoints store it and run_colt returns it
+        merged = {name: keep.cpu() for name, keep in merged.items()}
         for network, state in zip(self.networks, self.initial_states):
             rewind(network, state, merged)
         return merged, trimmed

@@ -34,12 +34,14 @@ def retrain(
     resume: str | Path | None = None,
     progress: bool = True,
     desc: str | None = None,
-    after_epoch: Callable[[], None] | None = None,
+    after_checkpoint: Callable[[], None] | None = None,
+    checkpoint_every_s: float = 0.0,
 ) -> tuple[nn.Module, list[dict]]:
     """Retrain a pruned `model` under `masks` (True = kept): with KD when a teacher is given, else CE.
 
     The masks are applied first (pruned weights zeroed), kept on every step, and checked at the end.
-    Returns the model with its best-validation weights and the per-epoch history.
+    Returns the model with its best-validation weights and the per-epoch history. `resume`,
+    `after_checkpoint` and `checkpoint_every_s`: resumable training, as `train.fit` has it.
     """
     config = config or RetrainConfig()
     if teacher is not None:  # before the masks change any weight
@@ -58,7 +60,8 @@ def retrain(
         resume=resume,
         desc=desc,
         progress=progress,
-        after_epoch=after_epoch,
+        after_checkpoint=after_checkpoint,
+        checkpoint_every_s=checkpoint_every_s,
     )
     regrown = regrown_weights(model, masks)
     if regrown:

@@ -18,6 +18,11 @@ parameter, for `tgkit.masker.global_masks`; the default parameters are
 `tgkit.masker.prunable_parameters(model)`. The registry `CRITERIA` puts the four behind one signature,
 `score(name, student, teacher=, batches=, settings=, seed=)`, and says what each one's scores depend on.
 
+The data-passing scorers run their forward passes (student and teacher) at `precision`, as training
+does (`ScoringConfig.precision`, `device.autocast_dtype`): "bf16" autocasts them, "auto" where the device
+multiplies bf16 natively, "fp32" (the default) never. Only the forward passes change: the weights, the
+gradients dL/dW (autograd hands them back in the weights' fp32), the saliency and its EMA stay fp32.
+
 Scoring leaves the student exactly as it found it: parameters untouched (gradients are taken with
 `torch.autograd.grad`, so no `.grad` is ever written and nothing steps), BatchNorm running statistics
 restored, training and requires_grad flags restored.
@@ -33,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tgkit.hparams import ScoringConfig
+from tgkit.hparams import PRECISIONS, ScoringConfig
 from tgkit.losses import check_loss_settings, confidence_beta, evaluating, teacher_guided_loss
 from tgkit.masker import prunable_parameters
+from tgkit.util.device import autocast
 from tgkit.util.errors import InputError
 from tgkit.util.progress import progress_bar
 
@@ -108,6 +114,7 @@ def teacher_guided_scores(
     beta: float | str = 0.5,
     order: str = "paper",
     variant: str = "taylor",
+    precision: str = "fp32",
     params: dict[str, nn.Parameter] | None = None,
     progress: bool = True,
 ) -> dict[str, Tensor]:
@@ -118,15 +125,17 @@ def teacher_guided_scores(
     `batches`: a re-iterable of (inputs, targets) on the student's device. beta="confidence" first
     measures the teacher's mean true-class probability over `batches` (`confidence_beta`). The
     teacher runs in eval mode under no_grad and is given back in its modes; the student runs in
-    train mode (batch statistics, as in training) and is given back exactly as found.
+    train mode (batch statistics, as in training) and is given back exactly as found. `precision`:
+    of every forward pass, teacher's and student's ("fp32", "bf16", "auto": see the module docstring).
     """
     confidence = isinstance(beta, str) and beta == "confidence"
-    _check_accumulation_settings(epochs, ema, variant)
+    _check_accumulation_settings(epochs, ema, variant, precision)
     # any valid beta stands in for the measured one, so that bad settings fail before the teacher's pass
     check_loss_settings(alpha, temperature, 0.5 if confidence else beta, order)
     _check_reiterable(batches, passes=epochs + 1 if confidence else epochs)
     if confidence:
-        beta = confidence_beta(teacher, batches)
+        with autocast(next(teacher.parameters()).device, precision):
+            beta = confidence_beta(teacher, batches)
 
     def total_loss(inputs: Tensor, targets: Tensor) -> Tensor:
         with torch.no_grad():
@@ -141,6 +150,7 @@ def teacher_guided_scores(
             epochs=epochs,
             ema=ema,
             variant=variant,
+            precision=precision,
             params=params,
             progress=progress,
             description="teacher-guided scores",
@@ -153,11 +163,12 @@ def snip_scores(
     *,
     epochs: int = 1,
     ema: float = 0.9,
+    precision: str = "fp32",
     params: dict[str, nn.Parameter] | None = None,
     progress: bool = True,
 ) -> dict[str, Tensor]:
     """SNIP-style connection sensitivity |W * dCE/dW|, averaged like the teacher-guided score; no teacher."""
-    _check_accumulation_settings(epochs, ema, "taylor")
+    _check_accumulation_settings(epochs, ema, "taylor", precision)
     _check_reiterable(batches, passes=epochs)
 
     def cross_entropy(inputs: Tensor, targets: Tensor) -> Tensor:
@@ -170,6 +181,7 @@ def snip_scores(
         epochs=epochs,
         ema=ema,
         variant="taylor",
+        precision=precision,
         params=params,
         progress=progress,
         description="SNIP scores",
@@ -226,9 +238,15 @@ CRITERIA: dict[str, Criterion] = {
             beta=s.kd.beta,
             order=s.kd.order,
             variant=s.variant,
+            precision=s.precision,
         ),
     ),
-    "snip": Criterion("SNIP", snip_scores, needs_data=True, options=lambda s: dict(epochs=s.snip_epochs, ema=s.ema)),
+    "snip": Criterion(
+        "SNIP",
+        snip_scores,
+        needs_data=True,
+        options=lambda s: dict(epochs=s.snip_epochs, ema=s.ema, precision=s.precision),
+    ),
     "magnitude": Criterion("magnitude", magnitude_scores),
     "random": Criterion("random", random_scores, uses_seed=True),
 }
@@ -272,12 +290,14 @@ def _accumulate_saliency(
     epochs: int,
     ema: float,
     variant: str,
+    precision: str,
     params: dict[str, nn.Parameter] | None,
     progress: bool,
     description: str,
 ) -> dict[str, Tensor]:
     """The loop every gradient-based scorer shares: per batch, the saliency of `loss_of(inputs, targets)`
-    for each parameter, folded into a bias-corrected EMA; the model is given back exactly as found."""
+    for each parameter, folded into a bias-corrected EMA; the model is given back exactly as found.
+    The loss's forward passes run at `precision`, the backward pass and everything after it in fp32."""
     params = prunable_parameters(model) if params is None else params
     _check_parameters_of(model, params)
     saliency = SALIENCIES[variant]
@@ -290,7 +310,9 @@ def _accumulate_saliency(
         for inputs, targets in progress_bar(
             _repeat(batches, epochs), total=_passes_length(batches, epochs), desc=description, disable=not progress
         ):
-            grads = torch.autograd.grad(loss_of(inputs, targets), weights)
+            with autocast(weights[0].device, precision):
+                loss = loss_of(inputs, targets)
+            grads = torch.autograd.grad(loss, weights)  # dL/dW in each weight's dtype: fp32
             for average, weight, grad in zip(averages, weights, grads):
                 average.update(saliency(weight.detach(), grad))
     if averages[0].steps == 0:
@@ -332,9 +354,11 @@ def _passes_length(batches: Batches, epochs: int) -> int | None:
         return None
 
 
-def _check_accumulation_settings(epochs: int, ema: float, variant: str) -> None:
+def _check_accumulation_settings(epochs: int, ema: float, variant: str, precision: str) -> None:
     if variant not in SALIENCIES:
         raise InputError(f"variant must be one of {tuple(SALIENCIES)}, got {variant!r}.")
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a whole number >= 1, got {epochs!r}.")
     _check_momentum(ema)

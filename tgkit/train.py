@@ -39,18 +39,13 @@ from tgkit.data import ImageData
 from tgkit.hparams import KDConfig, TrainConfig
 from tgkit.models import num_classes_of
 from tgkit.util import checkpoint
-from tgkit.util.device import autocast_dtype, default_device, synchronize
+from tgkit.util.device import autocast, autocast_dtype, default_device, synchronize
 from tgkit.util.errors import InputError, TgkitError
 from tgkit.util.progress import progress_bar
 
 
 class TrainingDiverged(TgkitError, FloatingPointError):
     """The training loss became NaN or infinite; the message says what to lower and what was kept."""
-
-
-def _autocast(device: torch.device, precision: str):
-    dtype = autocast_dtype(device, precision)
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 @torch.no_grad()
@@ -71,7 +66,7 @@ def predict(
     logits, labels = [], []
     channels_last = memory_format_for(device, True, precision) == torch.channels_last
     for x, y in data.batches(split, batch_size, device=device, channels_last=channels_last):
-        with _autocast(device, precision):
+        with autocast(device, precision):
             logits.append(model(x).float())
         labels.append(y)
     model.train(was_training)
@@ -204,7 +199,7 @@ class TrainingStep:
             enforcer.attach(self.optimizer)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with _autocast(self.device, self.precision):
+        with autocast(self.device, self.precision):
             logits = self.step_model(x)
             if self.teacher is None:
                 loss = F.cross_entropy(logits.float(), y)
@@ -248,16 +243,19 @@ def fit(
     resume: str | Path | None = None,
     desc: str = "train",
     progress: bool = True,
-    after_epoch: Callable[[], None] | None = None,
+    after_checkpoint: Callable[[], None] | None = None,
+    checkpoint_every_s: float = 0.0,
 ) -> tuple[nn.Module, list[dict]]:
     """Train `model` on `data`; return it with its best-validation weights restored, and the history.
 
     Without a teacher the loss is cross-entropy. With one it is the teacher-guided total loss
         L = alpha * T^2 * CA-KLD(z_s, z_t) + (1 - alpha) * CE(z_s, y)
     with the teacher in eval mode under no_grad. `masks` (True = kept): the weights they prune are
-    kept at zero through every step. `resume`: a checkpoint file updated after every epoch; if it
-    exists, training continues from it. `after_epoch` is called once each epoch is checkpointed (the
-    run cache counts a stage's time across resumes with it). The history is one dict per epoch.
+    kept at zero through every step. `resume`: a checkpoint file (model, optimizer, schedule, best
+    weights) written after an epoch once `checkpoint_every_s` seconds have passed since the last one
+    (0: after every epoch); if it exists, training continues from it, and a kill loses only the epochs
+    since. `after_checkpoint` is called right after each checkpoint (the run cache counts a stage's time
+    across resumes with it). The history is one dict per epoch.
     """
     device = torch.device(device or default_device())
     if config.epochs < 1:
@@ -298,6 +296,7 @@ def fit(
         leave=False,
         unit="epoch",
     )
+    last_checkpoint = time.perf_counter()
     for epoch in epochs:
         started = time.perf_counter()
         model.train()
@@ -340,7 +339,7 @@ def fit(
         state["epoch"] = epoch + 1
         epochs.set_postfix(loss=f"{loss_sum:.3f}", val=f"{val_accuracy:.3f}")
         stop = config.patience is not None and state["stale_epochs"] >= config.patience
-        if resume is not None:
+        if resume is not None and (stop or time.perf_counter() - last_checkpoint >= checkpoint_every_s):
             if stop:  # a resumed run must not train past the early stop
                 state["epoch"] = config.epochs
             checkpoint.save_atomic(
@@ -353,8 +352,9 @@ def fit(
                 },
                 resume,
             )
-        if after_epoch is not None:
-            after_epoch()
+            last_checkpoint = time.perf_counter()
+            if after_checkpoint is not None:
+                after_checkpoint()
         if stop:
             break
     epochs.close()

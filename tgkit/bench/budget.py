@@ -1,17 +1,24 @@
-"""What a profile costs: the images every stage of the notebook batch processes, and the seconds that
-makes at a given throughput.
+"""What a device command costs: every step of `scripts/gpu_run.sh` and of the notebooks it runs, and the
+seconds that makes at a given throughput. A plan, not a measurement.
 
-    rates = throughput.run_bench(...).iloc[0]      images/s measured on this device (`bench.throughput`)
-    plan = stage_plan(hparams.profile("fast"), rates)
-    plan["seconds"].sum()                          the batch's planned compute time
+    rates = throughput.run_bench(...).iloc[0]          images/s measured on this device (`bench.throughput`)
+    plan = stage_plan(hparams.profile("fast"), rates, device_type="cuda")
+    per_notebook(plan)                                 seconds of the command's steps, of each notebook, in all
 
-A plan is arithmetic, not a measurement: images per stage (epochs x images per epoch, read from the
-profile) divided by the benchmark's images/s for that kind of step, measured on the profile's networks
-and image size. It leaves out what the benchmark
-does not time (kernel start-up, decoding the data, writing figures); `NOTEBOOK_OVERHEAD_S` stands in
-for that, an assumption, per notebook. `python -m tgkit.bench --plan fast` prints it beside the
-benchmark; with `--scale-to-dense-img-s N` every measured rate is multiplied by N / (measured dense
-rate), which turns a CPU benchmark into a labelled plan for a faster device.
+Three kinds of row, in the command's order:
+
+    fixed    the command around the notebooks: describing the node, installing the bundle, extracting
+             the data, a short benchmark, packing each notebook's archive
+    device   the notebooks' training, scoring and evaluation: images / the benchmark's images/s for that
+             kind of step, measured on the profile's networks and image size
+    host     what stays on the CPU and the disk however fast the GPU is: a kernel's start and imports,
+             decoding the data, the masks (a kthvalue over every score), resume checkpoints, figures
+
+A device row is arithmetic on measured rates; a fixed or host row is a cost measured once on a CPU and
+written below with the machine it was measured on, or an assumption, and says which in its `source`.
+`python -m tgkit.bench --plan fast` prints the plan beside the benchmark; with `--scale-to-dense-img-s N`
+every measured rate is multiplied by N / (measured dense rate), which turns a CPU benchmark into a
+labelled plan for a faster device.
 """
 
 from __future__ import annotations
@@ -20,26 +27,43 @@ import math
 from collections.abc import Mapping
 
 import pandas as pd
+import torch
 
-from tgkit.hparams import ColtConfig, RunConfig
+from tgkit import masker, models
+from tgkit.hparams import BENCH_DEVICE_DEFAULTS, ModelSpec, RunConfig
 from tgkit.study import sweep
+from tgkit.study.pipeline import CHECKPOINT_EVERY_S
 from tgkit.util.errors import InputError
 
 # Official (train, test) sizes and the image shape (C, H, W) of the copies the kit uses (TinyImageNet at
 # 32 px): the benchmark needs no data, so the plan reads them from here.
 DATASET_SHAPES = {
-    "cifar10": (50_000, 10_000, (3, 32, 32)),
-    "cifar100": (50_000, 10_000, (3, 32, 32)),
-    "tinyimagenet": (100_000, 10_000, (3, 32, 32)),
-    "digits": (1_438, 359, (1, 8, 8)),
+    "cifar10": (50_000, 10_000, (3, 32, 32), 10),
+    "cifar100": (50_000, 10_000, (3, 32, 32), 100),
+    "tinyimagenet": (100_000, 10_000, (3, 32, 32), 200),
+    "digits": (1_438, 359, (1, 8, 8), 10),
 }
-# Kernel start, imports, reading the decoded data, drawing and saving figures: not timed by the
-# benchmark. An assumption, stated wherever a plan is printed.
-NOTEBOOK_OVERHEAD_S = 10.0
-COLUMNS = ("notebook", "stage", "images", "rate", "img_s", "seconds")
+MEASURED = "measured on a 2-core Xeon (AMX), 2026-12-02"
+# The command around the notebooks (scripts/gpu_run.sh), seconds. The install and the extract were
+# measured by `make gpu-dry-run` (a 35 MiB bundle, CIFAR-10's 19 MB archive); the node's description
+# (nvidia-smi, torch's import) and the benchmark's start (CUDA context, cuDNN) are assumptions.
+COMMAND_S = {"node description": (5.0, "assumed"), "bundle install": (5.0, MEASURED), "data extract": (1.0, MEASURED)}
+BENCH_START_S = 10.0
+BENCH_ROUNDS = 3  # BenchConfig's default: warm-up, then three timed rounds of each kind of step
+PACK_S = 2.0  # one notebook's archive (figures, tables, executed copy): assumed, a few MB of gzip
+# Host costs per unit, measured once (MEASURED) unless marked assumed.
+KERNEL_START_S = 6.0  # a kernel's start (about 2 s, assumed) and its first cell's imports (3.8 s, measured)
+FIGURE_S = 0.3  # report.save_figure of a two-panel figure, PNG and PDF
+DECODE_IMAGES_PER_S = 5_000.0  # JPEG decoding into the uint8 cache: 60,000 CIFAR-10 images in 12 s on 2 cores
+CACHE_READ_S = 1.0  # a later notebook reading the decoded cache
+CHECKPOINT_BYTES_PER_S = 1.0e9  # torch.save + fsync of a resume checkpoint: 134 MB in 0.13 s
+MASK_S_PER_MILLION = 0.02  # masker.global_masks (kthvalue) on the CPU: 11.2 M scores in 0.21 s, 2 threads
+# Figures each notebook saves (tests/test_batch.py lists them).
+FIGURES = {"01": 2, "02": 3, "03": 2, "04": 3}
+COLUMNS = ("notebook", "stage", "kind", "images", "rate", "img_s", "seconds", "source")
 
 
-def _shape(config: RunConfig) -> tuple[int, int, tuple[int, int, int]]:
+def _shape(config: RunConfig) -> tuple[int, int, tuple[int, int, int], int]:
     if config.dataset not in DATASET_SHAPES:
         raise InputError(f"no known size for dataset {config.dataset!r}; known: {', '.join(DATASET_SHAPES)}")
     return DATASET_SHAPES[config.dataset]
@@ -52,14 +76,14 @@ def image_shape(config: RunConfig) -> tuple[int, int, int]:
 
 def split_sizes(config: RunConfig) -> tuple[int, int, int]:
     """(train, val, test) images of the profile's dataset after its subset and validation split."""
-    official_train, official_test, _ = _shape(config)
+    official_train, official_test, _, _ = _shape(config)
     train = config.train_subset or official_train
     test = config.test_subset or official_test
     val = math.floor(config.val_fraction * train + 0.5)
     return train - val, val, test
 
 
-def colt_rounds_at_most(config: ColtConfig) -> int:
+def colt_rounds_at_most(config) -> int:
     """Rounds to the target if every round removed only `prune_rate` (the networks agree on every
     weight): an upper bound, since disagreement removes more per round. (The target counts all
     weights; ResNets hold almost all of theirs in the pruned convolutions.)"""
@@ -67,101 +91,136 @@ def colt_rounds_at_most(config: ColtConfig) -> int:
     return 1 + math.ceil(math.log(remaining) / math.log(1 - config.prune_rate))
 
 
-def stage_plan(config: RunConfig, rates: Mapping[str, float]) -> pd.DataFrame:
-    """One row per stage of notebooks 01-04: images processed, the benchmark rate used, seconds.
+def network_sizes(config: RunConfig, spec: ModelSpec) -> tuple[int, int]:
+    """(all parameters, prunable weights) of `spec` for the profile's dataset, counted on the meta device."""
+    _, _, shape, classes = _shape(config)
+    with torch.device("meta"):
+        model = models.build_model(spec.arch, classes, in_channels=shape[0], width=spec.width)
+    prunable = sum(param.numel() for param in masker.prunable_parameters(model).values())
+    return sum(param.numel() for param in model.parameters()), prunable
 
-    `rates` holds the benchmark's images/s: teacher_img_s (teacher training step), kd_img_s
-    (student step with the teacher's forward pass: the dense student's KD training and KD
-    retraining), masked_img_s (a masked student step: CE retraining, COLT), eval_img_s and
-    teacher_eval_img_s, and score_s_per_50k (teacher-guided scoring). SNIP is planned at the
-    teacher-guided rate, an upper bound (it skips the teacher).
+
+def stage_plan(config: RunConfig, rates: Mapping[str, float], *, device_type: str = "cuda") -> pd.DataFrame:
+    """One row per step of the device command for notebooks 01-04 (see the module docstring).
+
+    `rates` holds the benchmark's images/s: teacher_img_s (teacher training step), kd_img_s (student
+    step with the teacher's forward pass: the dense student's KD training and KD retraining),
+    masked_img_s (a masked student step: CE retraining, COLT), eval_img_s and teacher_eval_img_s, and
+    score_s_per_50k (teacher-guided scoring); dense_img_s too, for the benchmark's own cost. SNIP is
+    planned at the teacher-guided rate, an upper bound (it skips the teacher). `device_type` decides
+    how often training writes a resume checkpoint (`pipeline.CHECKPOINT_EVERY_S`).
     """
     train, val, test = split_sizes(config)
+    student_params, student_prunable = network_sizes(config, config.student)
+    teacher_params, _ = network_sizes(config, config.teacher)
+    every_s = CHECKPOINT_EVERY_S.get(device_type, 0.0)
     rows = []
 
-    def add(notebook: str, stage: str, images: float, rate: str, img_s: float) -> None:
-        rows.append(
-            {
-                "notebook": notebook,
-                "stage": stage,
-                "images": int(images),
-                "rate": rate,
-                "img_s": img_s,
-                "seconds": images / img_s,
-            }
-        )
+    def add(notebook, stage, kind, seconds, source, images=0, rate="", img_s=math.nan):
+        rows.append(dict(zip(COLUMNS, (notebook, stage, kind, int(images), rate, img_s, seconds, source))))
 
-    def training(notebook, stage, epochs, step_rate, evaluated_by="eval_img_s", runs=1):
-        add(notebook, stage, runs * epochs * train, step_rate, rates[step_rate])
-        add(notebook, f"{stage}: validation and test", runs * (epochs * val + test), evaluated_by, rates[evaluated_by])
+    def steps(notebook, stage, images, rate):
+        img_s = 50_000 / rates[rate] if rate == "score_s_per_50k" else rates[rate]
+        add(notebook, stage, "device", images / img_s, "benchmark", images, rate, img_s)
 
-    score_img_s = 50_000 / rates["score_s_per_50k"]
+    def checkpoints(notebook, stage, count, bytes_each):
+        if count:
+            add(
+                notebook,
+                f"{stage}: {count} checkpoint(s)",
+                "host",
+                count * bytes_each / CHECKPOINT_BYTES_PER_S,
+                MEASURED,
+            )
+
+    def training(notebook, stage, epochs, rate, eval_rate="eval_img_s", runs=1, params=student_params):
+        steps(notebook, stage, runs * epochs * train, rate)
+        steps(notebook, f"{stage}: validation and test", runs * (epochs * val + test), eval_rate)
+        per_run = epochs if every_s == 0 else math.floor(epochs * train / rates[rate] / every_s)
+        # a resume checkpoint holds the network, its optimizer's momentum and the best weights, fp32
+        checkpoints(notebook, stage, runs * per_run, 3 * 4 * params)
+
+    def masks(notebook, count):
+        add(notebook, f"{count} global masks", "host", count * student_prunable / 1e6 * MASK_S_PER_MILLION, MEASURED)
+
+    for name, (seconds, source) in COMMAND_S.items():
+        add("command", name, "fixed", seconds, source)
+    bench = BENCH_DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+    bench_images = (bench["warmup"] + BENCH_ROUNDS * bench["steps"]) * config.student_training.batch_size
+    bench_seconds = BENCH_START_S + bench["steps"] * config.student_training.batch_size * rates["score_s_per_50k"] / 5e4
+    bench_seconds += sum(
+        bench_images / rates[rate] for rate in ("teacher_img_s", "dense_img_s", "masked_img_s", "kd_img_s")
+    )
+    add("command", "benchmark: its start (assumed) and its steps", "fixed", bench_seconds, "benchmark")
+
+    add("01", "kernel start and imports", "host", KERNEL_START_S, MEASURED)
+    add("01", "decoding the data", "host", sum(_shape(config)[:2]) / DECODE_IMAGES_PER_S, MEASURED)
+    student_rate = "kd_img_s" if config.student_kd else "masked_img_s"
     one_shot = [
-        ("01", "teacher", config.teacher_training.epochs, "teacher_img_s", "teacher_eval_img_s"),
-        (
-            "01",
-            "dense student",
-            config.student_training.epochs,
-            "kd_img_s" if config.student_kd else "masked_img_s",
-            "eval_img_s",
-        ),
+        ("teacher", config.teacher_training.epochs, "teacher_img_s", "teacher_eval_img_s", teacher_params),
+        ("dense student", config.student_training.epochs, student_rate, "eval_img_s", student_params),
     ]
-    for notebook, stage, epochs, step_rate, eval_rate in one_shot:
-        training(notebook, stage, epochs, step_rate, eval_rate)
-    add("02", "teacher-guided scores", config.scoring.epochs * train, "score_s_per_50k", score_img_s)
-    add("02", "SNIP scores", train, "score_s_per_50k", score_img_s)
+    for stage, epochs, rate, eval_rate, params in one_shot:
+        training("01", stage, epochs, rate, eval_rate, params=params)
+    for notebook in ("02", "03", "04"):
+        add(notebook, "kernel start, imports, the decoded data", "host", KERNEL_START_S + CACHE_READ_S, MEASURED)
+
+    steps("02", "teacher-guided scores", config.scoring.epochs * train, "score_s_per_50k")
+    steps("02", "SNIP scores", train, "score_s_per_50k")
+    masks("02", 3)  # each criterion's, at the notebook's sparsity
 
     runs = sweep.plan(config)  # the sweep's own plan: the runs notebook 03 makes
     kd_runs = sum(run.kd for run in runs)
     training("03", f"retraining with KD ({kd_runs} runs)", config.retraining.epochs, "kd_img_s", runs=kd_runs)
-    training(
-        "03",
-        f"retraining without KD ({len(runs) - kd_runs} runs)",
-        config.retraining.epochs,
-        "masked_img_s",
-        runs=len(runs) - kd_runs,
-    )
+    ce_runs = len(runs) - kd_runs
+    training("03", f"retraining without KD ({ce_runs} runs)", config.retraining.epochs, "masked_img_s", runs=ce_runs)
+    masks("03", len(runs))
 
     settings = config.colt
     rounds = colt_rounds_at_most(settings)
     # every round but the last trains the block networks; together they see the training split once an epoch
-    training("04", f"COLT rounds (at most {rounds})", (rounds - 1) * settings.round_training.epochs, "masked_img_s")
+    steps(
+        "04", f"COLT rounds (at most {rounds})", (rounds - 1) * settings.round_training.epochs * train, "masked_img_s"
+    )
+    steps("04", "COLT rounds: validation", (rounds - 1) * settings.round_training.epochs * val, "eval_img_s")
+    checkpoints("04", "COLT rounds", rounds, settings.partitions * 4 * student_params)  # a round's networks
+    masks("04", 2 * rounds)  # each round: every block network's, and their intersection
     training("04", "COLT ticket", settings.final_training.epochs, "masked_img_s")
     if config.latency_from_scratch:
-        for _, stage, epochs, step_rate, eval_rate in one_shot:
-            training("04", f"{stage} (again, for the clock)", epochs, step_rate, eval_rate)
-        add("04", "teacher-guided scores (again)", config.scoring.epochs * train, "score_s_per_50k", score_img_s)
+        for stage, epochs, rate, eval_rate, params in one_shot:
+            training("04", f"{stage} (again, for the clock)", epochs, rate, eval_rate, params=params)
+        steps("04", "teacher-guided scores (again)", config.scoring.epochs * train, "score_s_per_50k")
         training("04", "retraining with KD (again)", config.retraining.epochs, "kd_img_s")
-    for notebook in ("01", "02", "03", "04"):
-        rows.append(
-            {
-                "notebook": notebook,
-                "stage": "overhead (assumed)",
-                "images": 0,
-                "rate": "assumed",
-                "img_s": math.nan,
-                "seconds": NOTEBOOK_OVERHEAD_S,
-            }
-        )
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+        masks("04", 1)
+    for notebook, count in FIGURES.items():
+        add(notebook, f"{count} figures", "host", count * FIGURE_S, MEASURED)
+        add(notebook, "packing its archive", "fixed", PACK_S, "assumed")
+    order = {"command": 0, "01": 1, "02": 2, "03": 3, "04": 4}
+    plan = pd.DataFrame(rows, columns=list(COLUMNS))
+    return plan.sort_values("notebook", key=lambda column: column.map(order), kind="stable", ignore_index=True)
 
 
 def per_notebook(plan: pd.DataFrame) -> pd.Series:
-    """Planned seconds per notebook, and the total."""
-    seconds = plan.groupby("notebook")["seconds"].sum()
+    """Planned seconds of the command's own steps and of each notebook, and the total."""
+    seconds = plan.groupby("notebook", sort=False)["seconds"].sum()
     return pd.concat([seconds, pd.Series({"total": seconds.sum()})])
 
 
+def per_kind(plan: pd.DataFrame) -> pd.Series:
+    """Planned seconds of the device's steps, of the host's work and of the fixed steps."""
+    return plan.groupby("kind", sort=False)["seconds"].sum()
+
+
 def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
-    """The plan of `stage_plan` as a table with a total per notebook, labelled as a plan."""
+    """The plan of `stage_plan` as a table with totals per notebook and per kind, labelled as a plan."""
     how = (
         f"every rate scaled by the same factor so that dense training runs at {scaled_to:,.0f} images/s"
         if scaled_to
         else "the rates measured above"
     )
     lines = [
-        f"PLAN (arithmetic, not a measurement): images per stage / {how}; "
-        f"{NOTEBOOK_OVERHEAD_S:.0f} s per notebook assumed for start-up and figures"
+        f"PLAN (arithmetic, not a measurement): device rows are images / {how}; host and fixed rows are costs "
+        f"measured once on a CPU, or assumed, as their source says"
     ]
     shown = plan.assign(minutes=plan["seconds"] / 60)
     lines.append(
@@ -176,7 +235,6 @@ def format_plan(plan: pd.DataFrame, *, scaled_to: float | None = None) -> str:
         )
     )
     totals = per_notebook(plan)
-    lines.append(
-        "planned seconds per notebook: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items())
-    )
+    lines.append("planned seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in totals.items()))
+    lines.append("by kind: " + ", ".join(f"{kind} {seconds:.0f}" for kind, seconds in per_kind(plan).items()))
     return "\n".join(lines)

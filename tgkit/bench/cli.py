@@ -82,14 +82,19 @@ def measure_throughput(config: BenchConfig, csv: str | None) -> pd.DataFrame:
     return table
 
 
-def print_plan(planned: RunConfig, table: pd.DataFrame, scale_to_dense_img_s: float | None) -> None:
+def print_plan(planned: RunConfig, table: pd.DataFrame, device: str, scale_to_dense_img_s: float | None) -> None:
+    """The plan of the whole device command at the measured rates: a GPU's where the benchmark ran on
+    one, or where the rates are scaled to one (`--scale-to-dense-img-s`)."""
     rates = table.iloc[0].to_dict()
     if scale_to_dense_img_s:
         factor = scale_to_dense_img_s / rates["dense_img_s"]
         rates = {key: value * factor if key.endswith("img_s") else value for key, value in rates.items()}
         rates["score_s_per_50k"] /= factor
+    device_type = "cuda" if scale_to_dense_img_s else torch.device(device).type
     print()
-    print(budget.format_plan(budget.stage_plan(planned, rates), scaled_to=scale_to_dense_img_s))
+    print(
+        budget.format_plan(budget.stage_plan(planned, rates, device_type=device_type), scaled_to=scale_to_dense_img_s)
+    )
 
 
 def measure_inference(config: BenchConfig) -> pd.DataFrame:
@@ -124,6 +129,6 @@ def main(argv: list[str] | None = None) -> int:
                 return
         table = measure_throughput(config, args.csv)
         if planned:
-            print_plan(planned, table, args.scale_to_dense_img_s)
+            print_plan(planned, table, config.device or str(default_device()), args.scale_to_dense_img_s)
 
     return run_command(command, debug=args.debug)

@@ -22,7 +22,7 @@ Defaults follow the device (`hparams.BENCH_DEVICE_DEFAULTS`): on CUDA the full p
 (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch 512; on the CPU the same student at
 width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps. As in `train.fit`, bf16 autocast
 (with channels_last) applies where the device has bf16 units, torch.compile on CUDA only; scoring
-runs in fp32.
+autocasts its forward passes at the same precision, as the GPU profiles score (`ScoringConfig.precision`).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def time_scoring(config: BenchConfig, data: ImageData, device: torch.device) -> 
 
     def score(images: int) -> None:
         batches = first_training_images(data, images).batches("train", config.batch_size, device=device)
-        scorer.teacher_guided_scores(student, teacher, batches, epochs=1, progress=False)
+        scorer.teacher_guided_scores(student, teacher, batches, epochs=1, precision=config.precision, progress=False)
 
     score(config.batch_size)
     images = config.steps * config.batch_size

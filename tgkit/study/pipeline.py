@@ -37,6 +37,11 @@ from tgkit.util.errors import InputError
 
 # offsets of the initial-weight seeds, seed * 1000 + offset: teacher, dense student (and COLT's networks)
 TEACHER_INIT, STUDENT_INIT = 1, 2
+# Seconds between resume checkpoints, by device type. A GPU trains a CIFAR epoch in seconds, and a
+# checkpoint (model, optimizer state and best weights: three copies of the network, 134 MB for the
+# ResNet-18 student) costs a copy to the host and a write each time: at most one a minute there, so a
+# kill loses at most a minute. A CPU epoch takes minutes: a checkpoint after every one costs little.
+CHECKPOINT_EVERY_S = {"cuda": 60.0, "cpu": 0.0}
 
 
 class Experiment:
@@ -57,6 +62,7 @@ class Experiment:
         self.cache = RunCache(self.runs_dir, self.device)
         self.progress = progress
         self.timings: list[dict] = []  # one row per stage used: seconds, whether read from the cache, device
+        self.checkpoint_every_s = CHECKPOINT_EVERY_S.get(self.device.type, 0.0)
 
     @property
     def device_name(self) -> str:
@@ -152,7 +158,8 @@ class Experiment:
                 resume=stage.path("training.ckpt"),
                 desc=f"{role} ({settings.model.arch})",
                 progress=self.progress,
-                after_epoch=stage.checkpointed,
+                after_checkpoint=stage.checkpointed,
+                checkpoint_every_s=self.checkpoint_every_s,
             )
             stage.save(model.state_dict(), "model.pt")
             accuracy = evaluate(model, self.data, "test", device=self.device, precision=settings.training.precision)
@@ -244,9 +251,12 @@ class Experiment:
         scoring_temperature: float | None = None,
         seed: int | None = None,
     ) -> dict[str, torch.Tensor]:
-        """One-shot global masks at `sparsity`, measured `over` "all" weights (the paper's tables) or "prunable"."""
+        """One-shot global masks at `sparsity`, measured `over` "all" weights (the paper's tables) or "prunable";
+        made on the experiment's device, handed back on the CPU."""
         ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
-        return masker.global_masks(self.scores(criterion, scoring_temperature=scoring_temperature, seed=seed), ratio)
+        scores = self.scores(criterion, scoring_temperature=scoring_temperature, seed=seed)
+        masks = masker.global_masks(self._on_device(scores), ratio)
+        return {name: keep.cpu() for name, keep in masks.items()}
 
     # ---- stage 5: retraining -------------------------------------------------------------------
     def pruned_result(
@@ -278,7 +288,8 @@ class Experiment:
 
         def compute(stage: Stage) -> dict:
             with stopwatch(self.device) as pruning:
-                masks = masker.global_masks(scores, ratio)
+                # on the device the student retrains on (retrain takes masks on either); saved on the CPU
+                masks = masker.global_masks(self._on_device(scores), ratio)
             model, history = retrain(
                 student,
                 masks,
@@ -290,7 +301,8 @@ class Experiment:
                 seed=seed,
                 resume=stage.path("training.ckpt"),
                 progress=self.progress,
-                after_epoch=stage.checkpointed,
+                after_checkpoint=stage.checkpointed,
+                checkpoint_every_s=self.checkpoint_every_s,
                 desc=f"{criterion} {sparsity:.2%} {'KD' if kd else 'no KD'}",
             )
             masker.save_pruned(stage.path("model.pt"), model, masks)
@@ -419,6 +431,11 @@ class Experiment:
                 losses.check_loss_settings(kd.alpha, kd.temperature, beta, kd.order)
             except ValueError as error:
                 raise InputError(f"{name}: {error}") from None
+
+    def _on_device(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Scores (read back from the run cache onto the CPU) on the experiment's device, so that masks are made
+        there: on a GPU run, `masker.global_masks`'s selection over millions of scores runs on the GPU."""
+        return {name: score.to(self.device) for name, score in scores.items()}
 
     def _seed(self, seed: int | None) -> int:
         return self.config.seed if seed is None else seed

@@ -132,7 +132,7 @@ class Stage:
 
     def checkpointed(self) -> None:
         """Record the seconds worked so far: call it right after saving something a resumed run continues
-        from (`train.fit(after_epoch=...)`), so that a kill loses only the work since."""
+        from (`train.fit(after_checkpoint=...)`), so that a kill loses only the work since."""
         checkpoint.write_json_atomic({"seconds": self._elapsed()}, self.folder / PROGRESS)
 
     def path(self, product: str) -> Path:

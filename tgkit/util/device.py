@@ -74,6 +74,14 @@ def autocast_dtype(device: torch.device | str, precision: str) -> torch.dtype | 
     return None
 
 
+def autocast(device: torch.device | str, precision: str) -> torch.autocast:
+    """The autocast context of `precision` on `device`: bf16 where `autocast_dtype` says so, else a
+    disabled one (fp32). Training, evaluation and scoring all enter it around their forward passes."""
+    device = torch.device(device)
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def precision_name(device: torch.device | str, precision: str) -> str:
     """ "bf16" or "fp32": what `precision` trains in on `device`, as tables and manifests print it."""
     return "bf16" if autocast_dtype(device, precision) else "fp32"
