@@ -4,6 +4,8 @@ errors for files that are not one."""
 import io
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -54,6 +56,21 @@ def test_the_export_is_a_small_share_of_the_dense_state_dict(tmp_path, conv_spar
     share = path.stat().st_size / dense_state_dict_bytes(model)
     assert share <= largest_share
     assert export.size_row(model, spec)["sparse_export"] == path.stat().st_size
+
+
+def test_one_network_exports_to_the_same_bytes_in_every_process():
+    """safetensors writes its metadata in a per-process hash order; the export sorts its header, so the
+    file (and its gzipped size, a column of notebook 05's table) does not change from run to run."""
+    code = (
+        "import hashlib, torch; from tgkit import models; from tgkit.deploy import export; torch.manual_seed(0); "
+        "m = models.build_model('resnet10', 10, width=4); "
+        "print(hashlib.sha256(export.export_bytes(m, export.model_spec(m, 'resnet10', 4))).hexdigest())"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(3)
+    }
+    assert len(digests) == 1
 
 
 def test_each_tensor_takes_its_smallest_encoding():

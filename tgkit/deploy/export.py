@@ -157,12 +157,27 @@ def export_bytes(model: nn.Module, spec: dict, *, values: str = "float32") -> by
         stored.update(parts)
         entries[name] = {"encoding": encoding, "shape": list(tensor.shape), "dtype": str(tensor.dtype)[6:]}
     metadata = {"format": EXPORT_FORMAT, "model": json.dumps(spec), "tensors": json.dumps(entries), "values": values}
-    return safetensors_bytes(stored, metadata=metadata)
+    return _canonical(safetensors_bytes(stored, metadata=metadata))
 
 
 def export_sparse(model: nn.Module, path: str | os.PathLike, spec: dict, *, values: str = "float32") -> Path:
     """Write `model` to `path` (atomically) in the `tgkit.sparse/1` format; `spec` from `model_spec`."""
     return write_bytes_atomic(export_bytes(model, spec, values=values), path)
+
+
+def _canonical(file: bytes) -> bytes:
+    """The safetensors `file` with its header's entries in sorted order, so that one network's export is
+    the same bytes in every process: safetensors writes the metadata map in a hash order that changes
+    from one process to the next (and with it, by a few bytes, the file's gzipped size). The entries
+    are the same, written as compactly, so the header keeps its length; readers look entries up by name.
+    """
+    length = int.from_bytes(file[:8], "little")
+    header = json.loads(file[8 : 8 + length])
+    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__").items()))} | dict(sorted(header.items()))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > length:  # cannot happen for one header written compactly twice; never truncate one
+        raise AssertionError(f"the sorted safetensors header is {len(text)} bytes, the original {length}")
+    return file[:8] + text.ljust(length) + file[8 + length :]
 
 
 def read_export(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:

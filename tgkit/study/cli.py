@@ -59,9 +59,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tgkit", description="tgkit: teacher-guided one-shot pruning, as a study kit."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    # `sweep` and `batch` are their modules' own command lines (`main` hands them over before parsing)
-    commands.add_parser("sweep", add_help=False, help="the sparsity sweep as jobs: local processes or SLURM arrays")
-    commands.add_parser("batch", add_help=False, help="every notebook, headless: figures, tables, manifests")
     run = commands.add_parser(
         "run",
         help="train or reuse teacher and dense student, score, prune, retrain; print a table",
@@ -104,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", help="the run cache (default: $TGKIT_RUNS, else <data dir>/runs)")
     run.add_argument("--output", help="also write the table to this CSV file")
     run.add_argument("--debug", action="store_true", help="show the traceback of a handled error too")
+    # `sweep` and `batch` are their modules' own command lines (`main` hands them over before parsing)
+    commands.add_parser("sweep", add_help=False, help="the sparsity sweep as jobs: local processes or SLURM arrays")
+    commands.add_parser("batch", add_help=False, help="every notebook, headless: figures, tables, manifests")
     return parser
 
 
