@@ -68,7 +68,9 @@ wheelhouse:
 gpu-bundle:
 	bash scripts/gpu_bundle.sh
 
-# scripts/gpu_run.sh end to end on this CPU, with a bundle for this Python and a node-like environment.
+# scripts/gpu_run.sh end to end on this CPU, with a bundle for the node's Python and a node-like environment
+# (the oldest numpy, pandas and matplotlib the kit supports), then once more to show it resumes; the node's
+# versions: NODE_PYTHON=/path/to/python3.12 NODE_TORCH=2.11.0 NODE_TORCHVISION=0.26.0 make gpu-dry-run
 gpu-dry-run:
 	PROFILE=$(or $(filter preflight,$(PROFILE)),smoke) bash scripts/gpu_dry_run.sh
 
