@@ -104,3 +104,27 @@ def test_a_plan_measures_the_planned_profiles_networks_and_images(capsys, monkey
     printed = capsys.readouterr().out
     assert "PLAN (arithmetic, not a measurement)" in printed and "dense training runs at 1,000 images/s" in printed
     assert "planned seconds: command " in printed and "by kind: fixed " in printed
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--arch", "resnet99"], "error: --arch resnet99: unknown architecture; choose one of resnet10, "),
+        (["--teacher-arch", "vgg"], "error: --teacher-arch vgg: unknown architecture"),
+        (["--steps", "0"], "error: --steps takes a whole number >= 1, got 0"),
+        (["--rounds", "0"], "error: --rounds takes a whole number >= 1, got 0"),
+        (["--batch-size", "0"], "error: --batch-size takes a whole number >= 1, got 0"),
+        (["--width", "0"], "error: --width takes a whole number >= 1, got 0"),
+        (["--device", "tpu"], "error: --device tpu: unknown device; use cpu, cuda or cuda:N"),
+        (["--plan", "fast", "--plan-dataset", "imagefolder:x"], "error: a plan needs its dataset's size, known for"),
+        (["--plan-dataset", "cifar100"], "error: --plan-dataset cifar100 plans nothing without --plan"),
+    ],
+)
+def test_a_bad_flag_is_refused_in_one_line_before_anything_is_measured(argv, message, capsys, monkeypatch):
+    def no_measurement(config, say):
+        raise AssertionError("measured before the flags were checked")
+
+    monkeypatch.setattr(bench, "run_bench", no_measurement)
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1, error

@@ -59,6 +59,28 @@ def test_bad_arguments_fail_with_one_exit_status_and_a_message(tmp_path, capsys)
         assert stage_folders(runs) == [], f"{arguments} left stage folders behind"
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("sparsities=()", "error: --set sparsities: sparsities is empty; it takes at least one sparsity in [0, 1)"),
+        ("student.width=0", "error: --set student.width: width takes a whole number >= 1"),
+        ("teacher_training.epochs=0", "error: --set teacher_training.epochs: epochs takes a whole number >= 1"),
+        ("student_training.batch_size=0", "error: --set student_training.batch_size: batch_size takes a whole"),
+        ("val_fraction=0", "error: --set val_fraction: val_fraction takes a number in (0, 1)"),
+        ("retraining.optimizer=adamw", "error: --set retraining.optimizer: optimizer takes one of sgd, adam"),
+        ("retraining.schedule=cosine", "error: --set retraining.schedule: schedule takes one of onecycle, constant"),
+    ],
+)
+def test_a_setting_that_would_fail_late_is_refused_in_one_line_before_any_stage(setting, message, tmp_path, capsys):
+    """Issue 23: an IndexError after training the teacher (sparsities=()), a ZeroDivisionError (width 0), a
+    failure after training started (val_fraction=0) or after 64 s of it (an unknown retraining optimizer)."""
+    runs = tmp_path / "runs"
+    assert run("--profile", "smoke", "--runs-dir", str(runs), "--set", setting) == EXIT_ERROR
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1 and "Traceback" not in error, error
+    assert stage_folders(runs) == []
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_gpu_where_there_is_none(tmp_path, capsys):
     assert run("--device", "cuda", "--runs-dir", str(tmp_path)) == EXIT_ERROR

@@ -93,6 +93,25 @@ def test_a_bad_setting_names_what_the_field_takes(assignment, message):
         flags.apply_settings(hparams.profile("quick"), [assignment])
 
 
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("sparsities=()", r"--set sparsities: sparsities is empty; .* e\.g\. \(0\.9,\) \(it was \(0\.9, 0\.98\)\)"),
+        ("student.width=0", r"--set student\.width: width takes a whole number >= 1 .*, got 0 \(it was 16\)"),
+        ("teacher_training.epochs=0", r"--set teacher_training\.epochs: epochs takes a whole number >= 1, got 0"),
+        ("retraining.batch_size=0", r"--set retraining\.batch_size: batch_size takes a whole number >= 1"),
+        ("val_fraction=0", r"--set val_fraction: val_fraction takes a number in \(0, 1\) \(the validation split"),
+        ("retraining.optimizer=adamw", r"--set retraining\.optimizer: optimizer takes one of sgd, adam .*'adamw'"),
+        ("seeds=()", r"--set seeds: seeds is empty"),
+    ],
+)
+def test_a_value_its_dataclass_refuses_names_the_setting_and_what_it_was(assignment, message):
+    """A field's own check (`__post_init__`) reaches the user as one line naming the --set key."""
+    with pytest.raises(InputError, match=message) as refused:
+        flags.apply_settings(hparams.profile("quick"), [assignment])
+    assert "\n" not in str(refused.value)
+
+
 def test_beta_takes_what_scoring_takes_a_number_or_confidence():
     config = flags.apply_settings(hparams.profile("quick"), ["scoring.kd.beta=confidence", "kd.beta=0.25"])
     assert config.scoring.kd.beta == "confidence" and config.kd.beta == 0.25

@@ -6,6 +6,7 @@ import pytest
 from tgkit import hparams
 from tgkit.hparams import ColtConfig, ModelSpec
 from tgkit.study import sweep
+from tgkit.util.errors import InputError
 
 
 def test_fast_profile_runs_the_papers_networks_on_the_full_training_set():
@@ -39,3 +40,52 @@ def test_profiles_give_the_students_network_and_documented_defaults():
     assert (full.partitions, full.prune_rate, full.target_sparsity) == (2, 0.15, 0.9)
     with pytest.raises(ValueError, match="prune_rate"):
         ColtConfig(prune_rate=1.0)
+
+
+# ---- what a configuration refuses, before any work (issue 23) -----------------------------------
+
+
+def test_every_profile_and_default_still_constructs():
+    for name in hparams.PROFILES:
+        hparams.profile(name), hparams.colt_config(name), hparams.lth_config(name)
+    hparams.BenchConfig(), hparams.ClusterConfig(), hparams.DeploymentConfig()
+    for defaults in hparams.BENCH_DEVICE_DEFAULTS.values():
+        hparams.BenchConfig(**defaults)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        # empty tuples where at least one value is needed
+        (lambda: hparams.profile("smoke", sparsities=()), "sparsities is empty; it takes at least one sparsity"),
+        (lambda: hparams.profile("smoke", sweep=()), "sweep is empty"),
+        (lambda: hparams.profile("smoke", seeds=()), "seeds is empty; it takes at least one retraining seed"),
+        (lambda: hparams.profile("smoke", temperatures=()), "temperatures is empty"),
+        (lambda: hparams.profile("smoke", sweep=(0.9, 1.0)), r"sweep takes sparsities in \[0, 1\)"),
+        (lambda: hparams.DeploymentConfig(batch_sizes=()), "batch_sizes is empty"),
+        # non-positive counts
+        (lambda: ModelSpec("resnet18", 0), "width takes a whole number >= 1"),
+        (lambda: hparams.TrainConfig(epochs=0), "epochs takes a whole number >= 1, got 0"),
+        (lambda: hparams.TrainConfig(batch_size=0), "batch_size takes a whole number >= 1"),
+        (lambda: hparams.ScoringConfig(epochs=0), "epochs takes a whole number >= 1"),
+        # refused only late before: the validation split, the retraining optimizer and schedule
+        (lambda: hparams.profile("smoke", val_fraction=0.0), r"val_fraction takes a number in \(0, 1\)"),
+        (lambda: hparams.profile("smoke", val_fraction=1.0), r"val_fraction takes a number in \(0, 1\)"),
+        (lambda: hparams.RetrainConfig(optimizer="adamw"), "optimizer takes one of sgd, adam"),
+        (lambda: hparams.RetrainConfig(schedule="cosine"), "schedule takes one of onecycle, constant"),
+        # the benchmark's flags
+        (lambda: hparams.BenchConfig(steps=0), "--steps takes a whole number >= 1, got 0"),
+        (lambda: hparams.BenchConfig(rounds=0), "--rounds takes a whole number >= 1, got 0"),
+        (lambda: hparams.BenchConfig(batch_size=0), "--batch-size takes a whole number >= 1"),
+        (lambda: hparams.BenchConfig(width=0), "--width takes a whole number >= 1"),
+        (lambda: hparams.BenchConfig(warmup=-1), "--warmup takes a whole number >= 0"),
+        # the sweep's cluster
+        (lambda: hparams.ClusterConfig(workers=0), "--workers takes a whole number >= 1"),
+        (lambda: hparams.ClusterConfig(workers=-1), "--workers takes a whole number >= 1"),
+        (lambda: hparams.ClusterConfig(jobs=-1), "--jobs takes a whole number >= 1"),
+    ],
+)
+def test_a_bad_field_is_refused_by_its_dataclass_in_one_line(make, message):
+    with pytest.raises(InputError, match=message) as refused:
+        make()
+    assert "\n" not in str(refused.value)

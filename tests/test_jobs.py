@@ -216,7 +216,52 @@ def test_slurm_parameters_are_checked_by_submitit_without_submitting(tmp_path):
 
 
 def test_the_command_line_dry_run_prints_the_grid_and_the_sbatch_file(capsys):
-    assert jobs.main(["--profile", "full", "--executor", "slurm", "--partition", "gpu", "--dry-run"]) == 0
+    # digits: a dry run loads the dataset, as the jobs would (digits is bundled, cifar10 may be absent)
+    argv = ["--profile", "full", "--datasets", "digits", "--executor", "slurm", "--partition", "gpu", "--dry-run"]
+    assert jobs.main(argv) == 0
     printed = capsys.readouterr().out
-    assert f"cifar10: {len(sweep.plan(hparams.profile('full')))} runs" in printed
+    assert f"digits: {len(sweep.plan(hparams.profile('full')))} runs" in printed
     assert "#SBATCH --partition=gpu" in printed and "submitit.core._submit" in printed
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    if os.geteuid() == 0:  # root writes through file modes; /sys refuses everyone
+        return Path("/sys/tgkit-sweep-logs")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder / "logs"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # an empty grid ran nothing and exited 0
+        (["--set", "seeds=()"], "error: --set seeds: seeds is empty; it takes at least one retraining seed"),
+        (["--set", "sweep=()"], "error: --set sweep: sweep is empty; it takes at least one sparsity"),
+        (["--set", "baseline_sweep=()", "--criteria", "snip"], "error: digits: the grid holds no runs of --criteria"),
+        # non-positive counts
+        (["--workers", "0"], "error: --workers takes a whole number >= 1"),
+        (["--workers", "-1"], "error: --workers takes a whole number >= 1"),
+        (["--jobs", "-1"], "error: --jobs takes a whole number >= 1"),
+        # the dry run checks what the jobs would fail on: the dataset, the levels' reachability, the device
+        (["--datasets", "mnist"], "error: mnist: unknown dataset 'mnist'"),
+        (["--set", "sweep=(0.9999,)"], "error: digits: target sparsity 99.9900% over all weights is unreachable"),
+        (["--device", "tpu"], "error: --device tpu: unknown device"),
+    ],
+)
+def test_a_grid_that_cannot_run_is_refused_in_one_line_by_the_dry_run(argv, message, tmp_path, capsys):
+    assert jobs.main(["--runs-dir", str(tmp_path / "runs"), *argv, "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1, error
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_an_unwritable_job_folder_is_refused_before_any_job(dry_run, tmp_path, capsys):
+    folder = unwritable_folder(tmp_path)
+    argv = ["--folder", str(folder), "--runs-dir", str(tmp_path / "runs"), *dry_run]
+    assert jobs.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --folder {folder}: cannot write in ") and "give --folder a writable" in error
+    assert error.count("\n") == 1 and not (tmp_path / "runs").exists()

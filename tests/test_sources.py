@@ -12,6 +12,7 @@ import torch
 
 from conftest import make_tree, save_image
 from tgkit.data import Augment, DatasetNotFound, load_dataset, sources
+from tgkit.util.errors import InputError
 
 
 def test_unknown_dataset_lists_known_names():
@@ -43,6 +44,35 @@ def test_an_empty_class_folder_is_refused_by_name(tmp_path):
     (tmp_path / "tree" / "train" / "dog").mkdir()
     with pytest.raises(DatasetNotFound, match=r"train/dog holds no images"):
         load_dataset(f"imagefolder:{tmp_path / 'tree'}", tmp_path / "data", progress=False)
+
+
+@pytest.mark.parametrize(
+    "link, target, message",
+    [
+        # a folder linking back to a folder above it: the listing went round until ELOOP (OSError)
+        (
+            "train/ant/up",
+            "..",
+            r"the image folder loops: .*/train/ant/up/ant is .*/train/ant again, through a "
+            r"symbolic link; remove that link",
+        ),
+        # an image linking to itself: ELOOP as the files were listed
+        (
+            "train/ant/self.png",
+            "self.png",
+            r"train/ant/self\.png: its symbolic links loop \(Too many levels of "
+            r"symbolic links\); remove the link that points back to itself",
+        ),
+        ("train/ant/gone.png", "nowhere.png", r"train/ant/gone\.png is a symbolic link to nothing \(nowhere\.png\)"),
+    ],
+    ids=["folder-loop", "file-loop", "dangling"],
+)
+def test_a_symlink_loop_in_an_image_folder_is_refused_by_name(tmp_path, link, target, message):
+    make_tree(tmp_path / "tree")
+    (tmp_path / "tree" / link).symlink_to(target)
+    with pytest.raises(InputError, match=message) as refused:
+        load_dataset(f"imagefolder:{tmp_path / 'tree'}", tmp_path / "data", progress=False)
+    assert "\n" not in str(refused.value)
 
 
 def write_fake_cifar(folder, files, label_key, meta_file, names_key, num_classes, per_file):

@@ -32,16 +32,31 @@ This module imports no torch and nothing of the kit but its errors: reading a co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from tgkit.util.errors import InputError
+from tgkit.util.errors import InputError, check_choice, check_some, check_whole
 
 
 def setting(default: Any, help: str, **metadata: Any) -> Any:
     """A dataclass field whose command-line help (and `choices`, `metavar`, `default_help`) sits beside
     its default: `util.flags.add_flags` makes its flag from them."""
     return field(default=default, metadata={"help": help, **metadata})
+
+
+# --------------------------------------------------------------------------------------------------
+# The dataclasses check their own fields (`__post_init__`, with `util.errors`' checks): a value refused
+# there is refused before any work, in one line naming what the field takes (`--set` adds which setting).
+
+
+def _levels(name: str, levels: tuple[float, ...] | None, example: str = "") -> None:
+    """Sparsity levels, each in [0, 1); at least one where an `example` is given (else empty means none)."""
+    if example:
+        check_some(name, levels, "sparsity in [0, 1)", example)
+    outside = [level for level in levels or () if not 0 <= level < 1]
+    if outside:
+        raise InputError(f"{name} takes sparsities in [0, 1) (0.9 prunes 90% of the weights), got {outside[0]!r}")
 
 
 # The paper's sparsity levels, measured over all weights (conv + BN gamma + fc), as in its tables.
@@ -55,12 +70,17 @@ OVER = ("all", "prunable")
 # the parts
 
 PRECISIONS = ("auto", "bf16", "fp32")  # of TrainConfig and BenchConfig: see device.autocast_dtype
+OPTIMIZERS = ("sgd", "adam")  # of TrainConfig: SGD with momentum, or Adam with decoupled weight decay (AdamW)
+SCHEDULES = ("onecycle", "constant")  # of TrainConfig: see its docstring
 
 
 @dataclass
 class ModelSpec:
     arch: str  # see models.ARCHS
     width: int = 64  # channels of the first stage
+
+    def __post_init__(self):
+        check_whole("width", self.width, note="the channels of the network's first stage, e.g. 16 or 64")
 
 
 @dataclass
@@ -89,8 +109,12 @@ class TrainConfig:
     compile: bool = False  # torch.compile, on CUDA only
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_choice("precision", self.precision, PRECISIONS)
+        check_whole("epochs", self.epochs)
+        check_whole("batch_size", self.batch_size, note="images per step")
+        check_whole("patience", self.patience, note="epochs without a better validation accuracy", optional=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS, ' ("adam" is AdamW)')
+        check_choice("schedule", self.schedule, SCHEDULES)
 
 
 @dataclass
@@ -137,8 +161,10 @@ class ScoringConfig:
     precision: str = "fp32"
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_choice("precision", self.precision, PRECISIONS)
+        check_whole("epochs", self.epochs, note="passes over the training data")
+        check_whole("batch_size", self.batch_size, note="images per step")
+        check_whole("snip_epochs", self.snip_epochs, note="SNIP's passes over the training data")
 
 
 # The paper's COLT round training: 50 epochs of SGD, lr 0.1, momentum 0.9 (plain, not Nesterov),
@@ -212,6 +238,12 @@ class DeploymentConfig:
     layer_min_run_time: float = 0.05
     values: tuple[str, ...] = ("float32", "float16", "bfloat16")  # the value types of the export
 
+    def __post_init__(self):
+        _levels("sparsities", self.sparsities)
+        check_some("batch_sizes", self.batch_sizes, "batch size", "(1, 64)")
+        for size in self.batch_sizes:
+            check_whole("batch_sizes", size, note="images per timed call")
+
 
 @dataclass
 class RunConfig:
@@ -241,6 +273,19 @@ class RunConfig:
     # before it measured them (on the same device in a batch; the table marks them "run cache").
     latency_from_scratch: bool = True
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)  # notebook 05
+
+    def __post_init__(self):
+        if isinstance(self.val_fraction, bool) or not 0 < self.val_fraction < 1:
+            why = "the validation split picks each training's best epoch"
+            raise InputError(f"val_fraction takes a number in (0, 1) ({why}), got {self.val_fraction!r}")
+        _levels("sparsities", self.sparsities, "(0.9,)")
+        _levels("sweep", self.sweep, "(0.9, 0.98)")
+        _levels("baseline_sweep", self.baseline_sweep)  # empty: no baselines (None: every level of `sweep`)
+        _levels("temperature_sweep", self.temperature_sweep)  # empty: no ablation
+        check_some("temperatures", self.temperatures, "KD temperature", f"({self.kd.temperature!r},) (no ablation)")
+        if any(isinstance(t, bool) or not 0 < t < math.inf for t in self.temperatures):
+            raise InputError(f"temperatures takes finite numbers > 0 (the paper uses 3 or 5), got {self.temperatures}")
+        check_some("seeds", self.seeds, "retraining seed", "(0,)")
 
     @property
     def data(self) -> DataConfig:
@@ -338,6 +383,13 @@ class BenchConfig:
     eval_images: int | None = setting(None, "synthetic test images", default_help="10,000 on CUDA, 1,024 on the CPU")
     image_shape: tuple[int, int, int] = (3, 32, 32)
 
+    def __post_init__(self):
+        for name in ("width", "teacher_width", "batch_size", "steps", "eval_images", "rounds", "train_images"):
+            check_whole(
+                f"--{name.replace('_', '-')}", getattr(self, name), optional=name not in ("rounds", "train_images")
+            )
+        check_whole("--warmup", self.warmup, least=0, optional=True)
+
 
 # On CUDA the full profile's networks (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch
 # 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps,
@@ -376,6 +428,12 @@ class ClusterConfig:
     time_min: int = setting(240, "time limit of a job, minutes")
     array_parallelism: int = setting(64, "SLURM array tasks at once")
     mem_gb: float | None = setting(None, "SLURM memory per job, GB")
+
+    def __post_init__(self):
+        check_whole("--workers", self.workers, note="local processes at once; or leave it out", optional=True)
+        check_whole("--jobs", self.jobs, note="jobs the runs are spread over; or leave it out", optional=True)
+        for name in ("gpus_per_job", "cpus_per_job", "time_min", "array_parallelism"):
+            check_whole(f"--{name.replace('_', '-')}", getattr(self, name), least=0 if name == "gpus_per_job" else 1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def global_masks(scores: dict[str, Tensor], sparsity: float) -> dict[str, Tensor
     Exactly k weights are pruned. Ties are broken as a stable sort of the concatenated scores breaks
     them: among equal scores the earlier tensor (in dict order), then the earlier index, is pruned
     first. One threshold does it, found by selection (`torch.kthvalue`, O(N)) instead of a sort
-    (O(N log N)): about 0.25 s instead of 1.4 s for ResNet-18's 11.2 M scores on one CPU core. The rule:
+    (O(N log N); the README gives both times for ResNet-18's 11.2 M scores). The rule:
 
         t = the k-th smallest score
         prune every score < t, then the first k - #{score < t} of the scores == t, in flat order

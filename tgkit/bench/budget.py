@@ -66,7 +66,10 @@ COLUMNS = ("notebook", "stage", "kind", "images", "rate", "img_s", "seconds", "s
 
 def _shape(config: RunConfig) -> tuple[int, int, tuple[int, int, int], int]:
     if config.dataset not in DATASET_SHAPES:
-        raise InputError(f"no known size for dataset {config.dataset!r}; known: {', '.join(DATASET_SHAPES)}")
+        raise InputError(
+            f"a plan needs its dataset's size, known for {', '.join(DATASET_SHAPES)} only, not {config.dataset!r}; "
+            f"plan one of them (python -m tgkit.bench --plan-dataset)"
+        )
     return DATASET_SHAPES[config.dataset]
 
 

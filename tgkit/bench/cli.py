@@ -20,14 +20,14 @@ import sys
 import pandas as pd
 import torch
 
-from tgkit import hparams
+from tgkit import hparams, models
 from tgkit.bench import budget, comparator, throughput
 from tgkit.data import load_dataset
 from tgkit.deploy import inference
 from tgkit.hparams import BenchConfig, RunConfig
 from tgkit.util import flags
-from tgkit.util.device import default_device
-from tgkit.util.errors import run_command
+from tgkit.util.device import checked_device, default_device
+from tgkit.util.errors import InputError, run_command
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +59,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     modes.add_argument("--debug", action="store_true", help="show the traceback of a handled error too")
     return parser.parse_args(argv)
+
+
+def checked(config: BenchConfig, args: argparse.Namespace) -> BenchConfig:
+    """`config` and the mode's flags, if what they name exists here (the architectures, the device),
+    before anything is measured; `BenchConfig` checks each field's own range."""
+    for flag, arch in (("--arch", config.arch), ("--teacher-arch", config.teacher_arch)):
+        if arch is not None and arch not in models.ARCHS:
+            raise InputError(f"{flag} {arch}: unknown architecture; choose one of {', '.join(models.ARCHS)}")
+    checked_device(config.device)
+    if args.plan_dataset and not args.plan:
+        raise InputError(f"--plan-dataset {args.plan_dataset} plans nothing without --plan PROFILE, e.g. --plan fast")
+    if args.scale_to_dense_img_s is not None and not args.scale_to_dense_img_s > 0:
+        raise InputError(f"--scale-to-dense-img-s takes images/s > 0, e.g. 20000, got {args.scale_to_dense_img_s:g}")
+    return config
 
 
 def planned_networks(planned: RunConfig) -> BenchConfig:
@@ -119,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> None:
         planned = hparams.profile(args.plan, args.plan_dataset) if args.plan else None
-        config = flags.from_flags(planned_networks(planned) if planned else BenchConfig(), args)
+        # a plan's networks and images: its dataset's size is known (`budget`'s own check) before any measurement
+        config = checked(flags.from_flags(planned_networks(planned) if planned else BenchConfig(), args), args)
         if args.compare:
             compare_with_authors(config, args.csv)
             return

@@ -15,6 +15,7 @@ holds it.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import socket
@@ -231,7 +232,7 @@ def _image_tree_source(label: str, root: Path, expect_classes: int | None = None
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise DatasetNotFound(f"{root / split} does not exist; expected {root}/{{train,test}}/<class>/<image>")
-    classes = sorted(d.name for d in os.scandir(root / "train") if d.is_dir() and not d.name.startswith("."))
+    classes = _class_folders(root / "train")
     if expect_classes is not None and len(classes) != expect_classes:
         raise DatasetNotFound(
             f"{root / 'train'} has {len(classes)} class folders, {label} has {expect_classes}; "
@@ -239,7 +240,7 @@ def _image_tree_source(label: str, root: Path, expect_classes: int | None = None
         )
     if not classes:
         raise DatasetNotFound(f"{root / 'train'} has no class folders; expected {root}/train/<class>/<image>")
-    test_classes = sorted(d.name for d in os.scandir(root / "test") if d.is_dir() and not d.name.startswith("."))
+    test_classes = _class_folders(root / "test")
     unknown = sorted(set(test_classes) - set(classes))
     if unknown:
         raise InputError(f"{root / 'test'} has classes that {root / 'train'} lacks: {', '.join(unknown)}")
@@ -259,6 +260,21 @@ def _image_tree_source(label: str, root: Path, expect_classes: int | None = None
             raise DatasetNotFound(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root / split}")
         listing[split] = (paths, labels)
     return _listed_source(label, root, classes, listing, extra_files=[])
+
+
+def _class_folders(split: Path) -> list[str]:
+    """The sorted names of the (not hidden) folders in `split`; one that cannot be read is refused by name."""
+    names = []
+    try:
+        for entry in os.scandir(split):
+            try:
+                if entry.is_dir() and not entry.name.startswith("."):
+                    names.append(entry.name)
+            except OSError as error:
+                raise InputError(_unreadable(entry.path, error)) from None
+    except OSError as error:
+        raise InputError(_unreadable(split, error)) from None
+    return sorted(names)
 
 
 def _find_imagefolder(path: str, data_dir: Path) -> Source:
@@ -338,20 +354,50 @@ def _listed_source(label: str, root: Path, classes: list[str], listing: dict, ex
     return Source(label, root, files, decode)
 
 
-def _image_files(folder: str | Path) -> list[str]:
+def _image_files(folder: str | Path, _visiting: frozenset = frozenset()) -> list[str]:
     """Image files under `folder` (recursively), sorted by name, skipping hidden ones.
 
-    os.scandir rather than pathlib: listing 100,000 files is a visible part of a warm load.
+    os.scandir rather than pathlib: listing 100,000 files is a visible part of a warm load. A symbolic
+    link that leads back to a folder being listed (a loop), or to no file, is refused by name.
     """
+    try:
+        status = os.stat(folder)
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as error:
+        raise InputError(_unreadable(folder, error)) from None
+    here = (status.st_dev, status.st_ino)
+    if here in _visiting:
+        raise InputError(
+            f"the image folder loops: {folder} is {os.path.realpath(folder)} again, through a symbolic link; "
+            f"remove that link (or copy the images it was meant to add) and load again"
+        )
     found = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+    for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            found += _image_files(entry.path)
+        try:
+            # a link followed: a folder it leads to, or the file (a loop or no target raises OSError)
+            is_dir = entry.is_dir()
+            if not is_dir and entry.is_symlink() and entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                os.stat(entry.path)
+        except OSError as error:
+            raise InputError(_unreadable(entry.path, error)) from None
+        if is_dir:
+            found += _image_files(entry.path, _visiting | {here})
         elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
             found.append(entry.path)
     return found
+
+
+def _unreadable(path: str | Path, error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return (
+            f"{path}: its symbolic links loop ({error.strerror}); remove the link that points back to itself "
+            f"or to a folder above it, and load again"
+        )
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"{path} is a symbolic link to nothing ({os.readlink(path)}); remove it or point it at an image"
+    return f"cannot read {path} ({error.strerror}); make it readable, or move it out of the image folder"
 
 
 def _load_digits() -> dict:

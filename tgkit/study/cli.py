@@ -16,32 +16,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from tgkit import data, hparams
 from tgkit.study.pipeline import Experiment
 from tgkit.util import checkpoint, flags
-from tgkit.util.device import precision_name
+from tgkit.util.device import checked_device, precision_name
 from tgkit.util.errors import EXIT_ERROR, InputError, run_command
 
 # --------------------------------------------------------------------------------------------------
 # checks before any work
-
-
-def checked_device(name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name}: unknown device; use cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"--device {name}: the kit runs on cpu or cuda, not {device.type}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA GPU is visible here; use --device cpu, or leave --device out")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"--device {name}: there are {torch.cuda.device_count()} GPUs (cuda:0 to cuda:N-1)")
-    return name
 
 
 def checked_output(path: str | None) -> str | None:

@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from tgkit.scorer import CRITERIA
 from tgkit.study.pipeline import Experiment
 from tgkit.study.sweep import SweepRun, plan, pruned, row_of, table_of
 from tgkit.util import checkpoint, flags, locations
-from tgkit.util.errors import TgkitError, run_command
+from tgkit.util.device import checked_device
+from tgkit.util.errors import InputError, TgkitError, run_command
 
 
 class SweepFailed(TgkitError):
@@ -252,15 +254,61 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--output", help="write the sweep table (CSV) here")
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the jobs (and the sbatch file) and submit nothing"
+        "--dry-run",
+        action="store_true",
+        help="check the grid as a real run does (its datasets loaded), print the jobs (and the sbatch file), "
+        "submit nothing",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of a handled error too")
     return parser
 
 
-def dry_run(configs: list[RunConfig], cluster: ClusterConfig) -> None:
-    """Print the runs of each dataset and, for SLURM, the sbatch file of the runs' job array."""
-    runs = [len(plan(config)) for config in configs]
+def grid_runs(config: RunConfig, criteria: tuple[str, ...] | None) -> tuple[SweepRun, ...]:
+    """The runs of `plan(config)`, of `criteria` only when given."""
+    return tuple(run for run in plan(config) if criteria is None or run.criterion in criteria)
+
+
+def check_grid(configs: list[RunConfig], criteria: tuple[str, ...] | None, runs_dir: str | None) -> None:
+    """Refuse, before any job, what every job would fail on: an empty grid, a dataset not found here, a
+    sparsity the student cannot reach, KD settings the loss rejects (`Experiment.check_requests`, as the
+    run command checks them). Loads each dataset once, on the CPU, as a job would (fetching CIFAR if it is
+    absent): the jobs read it from the same places. A dry run checks the same."""
+    for config in configs:
+        runs = grid_runs(config, criteria)
+        if not runs:
+            only = f" of --criteria {' '.join(criteria)}" if criteria else ""
+            raise InputError(
+                f"{config.dataset}: the grid holds no runs{only} (sweep {config.sweep}, baseline_sweep "
+                f"{config.baseline_sweep}); add levels with --set, or other --criteria"
+            )
+        experiment = Experiment(config, runs_dir=runs_dir, device="cpu", progress=False)
+        try:
+            experiment.check_requests(tuple(sorted({run.sparsity for run in runs})))
+        except InputError as error:
+            raise InputError(f"{config.dataset}: {error}") from error
+
+
+def checked_folder(folder: str) -> str:
+    """`--folder` if submitit can write its job files there (it makes the folder as it submits)."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir():
+        raise InputError(f"--folder {folder}: {existing} is a file; give --folder a folder for the jobs' logs")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"--folder {folder}: cannot write in {existing} ({error.strerror}); give --folder a writable folder, "
+            f"on a file system every job sees"
+        ) from None
+    return folder
+
+
+def dry_run(configs: list[RunConfig], cluster: ClusterConfig, criteria: tuple[str, ...] | None = None) -> None:
+    """Print the runs of each dataset (of `criteria` only, when given) and, for SLURM, the sbatch file of
+    the runs' job array."""
+    runs = [len(grid_runs(config, criteria)) for config in configs]
     for config, count in zip(configs, runs):
         print(f"{config.dataset}: {count} runs, the shared stages first")
     if cluster.executor == "slurm":
@@ -273,12 +321,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> None:
         cluster = flags.from_flags(ClusterConfig(), args)
+        checked_folder(cluster.folder)
+        device = checked_device(args.device)
         base = flags.apply_settings(hparams.profile(args.profile), args.settings)
         configs = [replace(base, dataset=dataset) for dataset in args.datasets or [base.dataset]]
+        check_grid(configs, args.criteria, args.runs_dir)
         if args.dry_run:
-            dry_run(configs, cluster)
+            dry_run(configs, cluster, args.criteria)
             return
-        table = run_grid(configs, cluster, runs_dir=args.runs_dir, device=args.device, criteria=args.criteria)
+        table = run_grid(configs, cluster, runs_dir=args.runs_dir, device=device, criteria=args.criteria)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         if args.output:
             checkpoint.write_text_atomic(table.to_csv(index=False), args.output)

@@ -7,6 +7,9 @@
     run.save_table(table, "01_history")                  CSV
     run.finish(sparsity=0.9)                             the manifest, with whatever else it should record
 
+Before it, `check_parameters(profile=profile, ...)` refuses a parameter of the wrong type (papermill's
+`-p sparsity abc` gives the string "abc") in one line that names it, what it got and what it takes.
+
 `start` sets torch's CPU threads (before the run cache keys anything by them), builds the profile's
 configuration and its `pipeline.Experiment`, and prints what the notebook runs on and where its
 figures go (`figures/<profile>/<dataset>/`). `finish` writes `<notebook>.manifest.json` there: git
@@ -28,6 +31,23 @@ from tgkit.hparams import RunConfig
 from tgkit.study.pipeline import Experiment
 from tgkit.util import flags
 from tgkit.util.device import numerics, precision_name
+from tgkit.util.errors import InputError
+
+# What each notebook parameter takes: the type of its default in the notebooks' `parameters` cells (None:
+# None is taken too), and a value of it for papermill's command line. tests/test_notebook.py holds every
+# parameters cell to this table.
+PARAMETERS = {
+    "profile": (str, "-p profile quick"),
+    "dataset": (str, "-p dataset cifar10"),
+    "seed": (int, "-p seed 1"),
+    "cpu_threads": (int, "-p cpu_threads 1"),
+    "sparsity": (float, "-p sparsity 0.9"),
+    "target_sparsity": (float, "-p target_sparsity 0.977"),
+    "include_lth": (bool, "-p include_lth True"),
+    "time_in_this_process": ((bool, None), "-p time_in_this_process True"),
+    "settings": (list, "-y \"settings: ['sweep=(0.9,)']\""),
+}
+_WORDS = {str: "a string", int: "a whole number", float: "a number", bool: "True or False", list: "a list"}
 
 
 @dataclass
@@ -70,6 +90,35 @@ class NotebookRun:
         )
         print(f"manifest written to {manifest}")
         return manifest
+
+
+def _fits(value: object, kind: type | None) -> bool:
+    if kind is None:
+        return value is None
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is list:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, kind)
+
+
+def check_parameters(**parameters: object) -> None:
+    """Refuse a notebook parameter whose value is not of its default's type (`PARAMETERS`), naming it,
+    what it got and what it takes; every notebook calls it first, with each of its parameters."""
+    for name, value in parameters.items():
+        if name not in PARAMETERS:
+            raise TypeError(f"check_parameters: no type is recorded for {name!r}; add it to notebook.PARAMETERS")
+        takes, example = PARAMETERS[name]
+        kinds = takes if isinstance(takes, tuple) else (takes,)
+        if any(_fits(value, kind) for kind in kinds):
+            continue
+        words = " or ".join(_WORDS[kind] if kind else "None" for kind in kinds)
+        raise InputError(
+            f"notebook parameter {name} got {value!r} ({type(value).__name__}) but takes {words}; "
+            f"set it in the parameters cell, or with papermill: {example}"
+        )
 
 
 def start(

@@ -2,11 +2,14 @@
 
 A file is written to a temporary name in the same folder and moved into place with `os.replace`,
 which is atomic on POSIX: a run killed half-way leaves either the old file or the new one, never a
-truncated one. Loading wraps every failure in a `CheckpointError` that names the file and the fix.
+truncated one. Loading wraps every failure in a `CheckpointError` that names the file and the fix. A
+write that runs out of space (an OSError ENOSPC or EDQUOT, or torch.save's own short-write RuntimeError)
+raises `DiskFull` naming the folder; the temporary file is removed and the previous file stays as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -25,10 +28,44 @@ class CheckpointError(TgkitError, RuntimeError):
     """A checkpoint or cached result could not be read."""
 
 
+class DiskFull(TgkitError, OSError):
+    """A write ran out of space on its disk; the message names the folder. Also an OSError, so that a
+    caller for whom the write is optional (the decoded-data cache) can go on without it."""
+
+
+# torch.save reports a short write of its zip writer as a RuntimeError of its own ("[enforce fail at
+# inline_container.cc:...] . unexpected pos ..."; "... file write failed"), not as the OSError beneath it
+_TORCH_SHORT_WRITE = ("unexpected pos", "file write failed")
+
+
+def _out_of_space(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in _TORCH_SHORT_WRITE)
+
+
+def _disk_full(path: Path, existed: bool, error: BaseException) -> DiskFull:
+    why = error.strerror if isinstance(error, OSError) and error.strerror else "torch.save could not write it all"
+    kept = f"the previous {path.name} is unchanged" if existed else f"no {path.name} was written"
+    full = DiskFull(
+        f"the disk holding {path.parent} is full ({why}) while writing {path.name}; {kept}. Free space there, "
+        f"or point the folder to another disk (the run cache: --runs-dir or TGKIT_RUNS; the data cache: "
+        f"TGKIT_DATA), and run again"
+    )
+    full.errno = errno.ENOSPC
+    return full
+
+
 def _write_atomically(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    existed = path.exists()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        if _out_of_space(error):
+            raise _disk_full(path, existed, error) from error
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -36,8 +73,10 @@ def _write_atomically(path: Path, write) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if _out_of_space(error):
+            raise _disk_full(path, existed, error) from error
         raise
     return path
 

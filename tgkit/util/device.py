@@ -8,6 +8,8 @@ numerics(device)        what changes a computation's numbers besides its setting
 autocast_dtype(device, precision)
                         bf16 or None (fp32) for a `TrainConfig.precision`: "auto" is bf16 where the
                         device multiplies bf16 natively (`native_bf16`), "bf16" and "fp32" force it
+checked_device(name)    a --device flag's value, refused in one line (InputError) where the kit cannot
+                        run on it: not cpu or cuda, no GPU visible, a GPU index past the last
 stopwatch(device)       wall-clock seconds of a block, queued GPU work waited for at both ends (a
                         `Stopwatch`, which also reads the time so far: the one timing helper)
 """
@@ -26,6 +28,23 @@ from tgkit.util.errors import InputError
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def checked_device(name: str | None) -> str | None:
+    """`name` (a command line's --device; None: the default device) if the kit can run on it here."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name}: unknown device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {name}: the kit runs on cpu or cuda, not {device.type}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA GPU is visible here; use --device cpu, or leave --device out")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: there are {torch.cuda.device_count()} GPUs (cuda:0 to cuda:N-1)")
+    return name
 
 
 def synchronize(device: torch.device | str) -> None:

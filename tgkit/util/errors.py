@@ -7,16 +7,20 @@ from a bug.
                       also a ValueError, so `except ValueError` keeps working for library users
 
 The other kit errors subclass TgkitError beside the built-in class they refine: `CheckpointError`
-(a damaged file), `DatasetNotFound` (a dataset in none of the places searched), `TrainingDiverged`,
-`SweepFailed`, `NotebookFailed`, `ExportFormatError`.
+(a damaged file), `DiskFull` (a write out of space), `DatasetNotFound` (a dataset in none of the places
+searched), `TrainingDiverged`, `SweepFailed`, `NotebookFailed`, `ExportFormatError`.
 
     python -m tgkit run ... --debug           a TgkitError shows its traceback too
+
+The configuration dataclasses word their refusals with the checks below (`check_whole`, `check_choice`,
+`check_some`): "<name> takes <what it takes>, got <value>", one line.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 EXIT_ERROR = 2  # every handled error, as argparse's own usage errors
 
@@ -40,3 +44,21 @@ def run_command(command: Callable[[], int | None], *, debug: bool = False) -> in
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def check_whole(name: str, value: Any, *, least: int = 1, note: str = "", optional: bool = False) -> None:
+    """`value` must be an int >= `least` (None too where `optional`); `note` says what the count is."""
+    if not (optional and value is None) and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        raise InputError(f"{name} takes a whole number >= {least}{f' ({note})' if note else ''}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...], note: str = "") -> None:
+    """`value` must be one of `choices`; `note` follows the list."""
+    if value not in choices:
+        raise InputError(f"{name} takes one of {', '.join(choices)}{note}, got {value!r}")
+
+
+def check_some(name: str, values: tuple | None, what: str, example: str) -> None:
+    """`values` must hold at least one `what` (None passes: it stands for a default)."""
+    if values is not None and not values:
+        raise InputError(f"{name} is empty; it takes at least one {what}, e.g. {example}")

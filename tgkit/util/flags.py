@@ -103,15 +103,16 @@ def _set(obj: object, path: list[str], value: object, key: str) -> object:
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):
             raise InputError(f"--set {key}: {path[0]} has no fields (it is {current!r})")
-        return replace(obj, **{path[0]: _set(current, path[1:], value, key)})
-    if dataclasses.is_dataclass(current) and value is not None:
+        changed = _set(current, path[1:], value, key)
+    elif dataclasses.is_dataclass(current) and value is not None:
         raise InputError(f"--set {key}: set the fields of {path[0]} one by one (see --help)")
+    else:
+        changed = coerce(key, str(fields[path[0]].type), value)
     try:
-        return replace(obj, **{path[0]: coerce(key, str(fields[path[0]].type), value)})
-    except InputError:
-        raise
-    except ValueError as error:  # a dataclass that validates its fields in __post_init__
-        raise InputError(f"--set {key}: {error}") from error
+        return replace(obj, **{path[0]: changed})
+    except ValueError as error:  # a dataclass that validates its fields in __post_init__ (InputError too)
+        was = f" (it was {current!r})" if len(path) == 1 else ""
+        raise InputError(f"--set {key}: {error}{was}") from error
 
 
 def fields_help(config: object, label: str) -> str:
