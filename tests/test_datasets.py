@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import require_dataset
+from conftest import make_tree, require_dataset
 from tgkit import data
 from tgkit.data import Augment, ImageData, load_dataset
 
@@ -102,3 +102,22 @@ def test_real_cifar10_subset():
     assert torch.bincount(d.val_y, minlength=10).tolist() == [20] * 10
     assert torch.bincount(d.test_y, minlength=10).tolist() == [100] * 10
     assert all(0.3 < m < 0.6 for m in d.mean) and all(0.15 < s < 0.35 for s in d.std)
+
+
+def test_augmentation_settings_reach_the_batches(tmp_path):
+    """augment_flip / augment_crop_padding replace the dataset's default (image folders: flip, pad 4): no
+    augmentation gives the images as they are, flip alone gives each image as it is or mirrored."""
+    make_tree(tmp_path / "tree", per_class=4)  # 12 training images of 6x6
+    name = f"imagefolder:{tmp_path / 'tree'}"
+    assert load_dataset(name, tmp_path / "data", progress=False).augment == Augment(crop_padding=4, flip=True)
+    off = load_dataset(
+        name, tmp_path / "data", val_fraction=0.0, progress=False, augment_flip=False, augment_crop_padding=0
+    )
+    assert off.augment == Augment(crop_padding=0, flip=False)
+    raw = next(iter(off.batches("train", 12, shuffle=False, augment=False)))[0]
+    assert torch.equal(next(iter(off.batches("train", 12, shuffle=False)))[0], raw)
+    flip = load_dataset(name, tmp_path / "data", val_fraction=0.0, progress=False, augment_crop_padding=0)
+    assert flip.augment == Augment(crop_padding=0, flip=True)
+    x = next(iter(flip.batches("train", 12, shuffle=False)))[0]
+    mirrored = [torch.equal(a, b.flip(-1)) and not torch.equal(a, b) for a, b in zip(x, raw)]
+    assert all(torch.equal(a, b) or m for a, b, m in zip(x, raw, mirrored)) and 0 < sum(mirrored) < 12

@@ -44,6 +44,16 @@ def test_a_grayscale_set_keeps_one_channel(tmp_path):
     assert torch.equal(mixed.train_x[0], torch.from_numpy(first).expand(3, 5, 5))
 
 
+def test_16_bit_grayscale_is_scaled_to_8_bits_not_clipped(tmp_path):
+    """A 12-bit sensor image saved as a 16-bit PNG: value / 257, rounded (PIL's "L" conversion clips at 255)."""
+    sixteen = np.array([[0, 128, 129, 257], [4095, 32896, 65406, 65535]], dtype=np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    decoded = decoding.decode_chunk([str(tmp_path / "deep.png")])
+    assert decoded.shape == (1, 2, 4, 1)
+    assert decoded[0, :, :, 0].tolist() == [[0, 0, 1, 1], [16, 128, 254, 255]]
+
+
 def test_imagefolder_with_mixed_sizes_suggests_resizing(tmp_path):
     make_tree(tmp_path / "tree")
     save_image(tmp_path / "tree" / "train" / "bee" / "big.png", np.zeros((9, 9, 3), dtype=np.uint8))
@@ -69,6 +79,21 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     save_image(tmp_path / "tree" / "train" / "ant" / "new.png", np.zeros((6, 6, 3), dtype=np.uint8))
     with pytest.raises(AssertionError, match="decoded again"):
         load_dataset(name, tmp_path / "data", progress=False)
+
+
+def test_an_image_moved_to_another_class_folder_is_decoded_again_with_its_new_label(tmp_path):
+    """A label fix moves a file: the count and the newest modification time stay, the fingerprint does not."""
+    pixels = make_tree(tmp_path / "tree")  # classes ant, bee, cat (sorted), 3 training images each
+    name = f"imagefolder:{tmp_path / 'tree'}"
+    before = load_dataset(name, tmp_path / "data", val_fraction=0.0, progress=False)
+    assert torch.bincount(before.train_y).tolist() == [3, 3, 3]
+    moved = tmp_path / "tree" / "train" / "ant" / "9.png"
+    (tmp_path / "tree" / "train" / "cat" / "0.png").rename(moved)  # keeps its modification time
+    after = load_dataset(name, tmp_path / "data", val_fraction=0.0, progress=False)
+    assert torch.bincount(after.train_y).tolist() == [4, 3, 2]
+    image = torch.from_numpy(pixels[tmp_path / "tree" / "train" / "cat" / "0.png"]).permute(2, 0, 1)
+    assert [int(y) for x, y in zip(after.train_x, after.train_y) if torch.equal(x, image)] == [0], "now an ant"
+    assert len(list((tmp_path / "data" / "cache").iterdir())) == 2
 
 
 def test_corrupt_cache_is_decoded_again_with_a_warning(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from tgkit import hparams
 from tgkit.hparams import ColtConfig, ModelSpec
-from tgkit.study import sweep
+from tgkit.study import runcache, sweep
 from tgkit.util.errors import InputError
 
 
@@ -89,3 +89,14 @@ def test_a_bad_field_is_refused_by_its_dataclass_in_one_line(make, message):
     with pytest.raises(InputError, match=message) as refused:
         make()
     assert "\n" not in str(refused.value)
+
+
+def test_the_named_datasets_data_keys_did_not_change_with_the_augmentation_and_content_fields():
+    """DataConfig's fields added for issue 23 (augmentation, an image folder's content) enter the run cache's key
+    only when set: the smoke and quick profiles' data stages keep the ids they had before (computed then), so
+    their cached runs stay valid; a set field is another key."""
+    assert runcache.stage_identity("data", hparams.profile("smoke").data, [], {})[0] == "data-db23114b320b"
+    assert runcache.stage_identity("data", hparams.profile("quick").data, [], {})[0] == "data-75189900fb3e"
+    flipped = hparams.profile("smoke", augment_flip=False).data
+    assert flipped.augment_flip is False and flipped.content is None
+    assert runcache.stage_identity("data", flipped, [], {})[0] != "data-db23114b320b"

@@ -5,11 +5,13 @@ stages the smoke Experiment here has cached). The command line's errors: test_cl
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
-from conftest import require_dataset, stage_folders
+from conftest import make_tree, require_dataset, save_image, stage_folders
 from tgkit import hparams, masker
+from tgkit.data import Augment
 from tgkit.hparams import ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
 from tgkit.study import cli, runcache
 from tgkit.study.pipeline import Experiment
@@ -242,3 +244,44 @@ def test_colt_runs_in_the_run_cache_beside_the_one_shot_stages(tmp_path):
     assert again["ticket"]["test_accuracy"] == first["ticket"]["test_accuracy"]
     assert masker.global_sparsity(again["model"], again["mask"]) == pytest.approx(0.5, abs=1e-3)
     assert len(list(tmp_path.glob("colt-*"))) == 1
+
+
+def test_a_batch_larger_than_the_training_set_fails_before_any_stage(tmp_path):
+    """Digits' smoke splits hold 1,293 training images: a teacher batch of 2,000 is refused while loading the
+    data, naming the setting, both numbers and the fix, and no stage folder is made."""
+    config = hparams.profile("smoke", teacher_training=TrainConfig(epochs=1, batch_size=2000))
+    experiment = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
+    with pytest.raises(
+        ValueError, match=r"teacher_training.batch_size 2000 is larger .* \(1293 images\).*at most 1293"
+    ):
+        experiment.teacher_result()
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_data_stage_is_keyed_by_an_image_folders_content(tmp_path):
+    """Moving an image to another class folder (a label fix) or adding one makes a new data stage, so every
+    stage on top of it is computed again; the folder unchanged keeps it."""
+    make_tree(tmp_path / "tree")
+    config = hparams.profile("smoke", dataset=f"imagefolder:{tmp_path / 'tree'}")
+
+    def data_id():
+        return Experiment(config, runs_dir=tmp_path / "runs", device="cpu", progress=False).data_id
+
+    first = data_id()
+    assert data_id() == first
+    (tmp_path / "tree" / "train" / "cat" / "0.png").rename(tmp_path / "tree" / "train" / "ant" / "9.png")
+    moved = data_id()
+    save_image(tmp_path / "tree" / "test" / "bee" / "7.png", np.zeros((6, 6, 3), dtype=np.uint8))
+    assert len({first, moved, data_id()}) == 3
+
+
+def test_the_augmentation_keys_the_data_stage_and_reaches_the_data(tmp_path):
+    """Digits' default (pad 1, no flip) stays the smoke profile's, under the key it had before the setting
+    existed (test_hparams.py); a set augmentation is another data stage, and the batches use it."""
+    ids, augments = set(), []
+    for overrides in ({}, {"augment_flip": True}, {"augment_crop_padding": 0}):
+        experiment = Experiment(hparams.profile("smoke", **overrides), runs_dir=tmp_path, device="cpu", progress=False)
+        ids.add(experiment.data_id)
+        augments.append(experiment.data.augment)
+    assert len(ids) == 3
+    assert augments == [Augment(1, False), Augment(1, True), Augment(0, False)]

@@ -124,3 +124,17 @@ def test_a_network_built_for_fewer_classes_than_the_data_is_refused_by_name(digi
     five_way = models.build_model("smallcnn", 5, in_channels=1, width=4)
     with pytest.raises(ValueError, match="predicts 5 classes but digits has 10"):
         fit(five_way, digits, TrainConfig(epochs=1, batch_size=64), device="cpu", progress=False)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_naming_both_numbers(digits):
+    """One step per epoch trains next to nothing (a teacher at 18% instead of 98%): refused before any step."""
+    images = len(digits.train_y)
+    model = models.build_model("smallcnn", 10, in_channels=1, width=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(
+        ValueError, match=rf"batch_size {images + 1} is larger .* \({images} images\).* at most {images}"
+    ):
+        fit(model, digits, TrainConfig(epochs=1, batch_size=images + 1), device="cpu", progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "refused before any step"
+    _, history = fit(model, digits, TrainConfig(epochs=1, batch_size=images), device="cpu", progress=False)
+    assert len(history) == 1, "a batch of the whole training set is still allowed"

@@ -258,6 +258,8 @@ class RunConfig:
     train_subset: int | None = None  # a class-stratified subset of the training images
     test_subset: int | None = None
     val_fraction: float = 0.1
+    augment_flip: bool | None = None  # training augmentation; None: the dataset's (datasets.load_dataset)
+    augment_crop_padding: int | None = None
     student_kd: KDConfig | None = field(default_factory=lambda: KDConfig(alpha=0.5, temperature=5.0))
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     kd: KDConfig = field(default_factory=KDConfig)  # KD retraining: alpha 0.7, T 3 (the retraining temperature)
@@ -286,11 +288,12 @@ class RunConfig:
         if any(isinstance(t, bool) or not 0 < t < math.inf for t in self.temperatures):
             raise InputError(f"temperatures takes finite numbers > 0 (the paper uses 3 or 5), got {self.temperatures}")
         check_some("seeds", self.seeds, "retraining seed", "(0,)")
+        check_whole("augment_crop_padding", self.augment_crop_padding, least=0, optional=True, note="pixels, e.g. 4")
 
     @property
     def data(self) -> DataConfig:
         """What this run's data splits depend on."""
-        return DataConfig(self.dataset, self.train_subset, self.test_subset, self.val_fraction, self.seed)
+        return DataConfig(**{f.name: getattr(self, f.name) for f in fields(DataConfig) if f.name != "content"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,13 +302,19 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The data of a run: `data.load_dataset(dataset, train_subset=..., ...)` makes the same splits."""
+    """The data of a run: `data.load_dataset(dataset, train_subset=..., ...)` makes the same splits. `content`:
+    a fingerprint of an image folder's files (`data.content_fingerprint`, filled in by the pipeline), so that
+    a changed folder is a new data stage. The fields marked "if set" enter the run cache's key only when not
+    None (`runcache.plain`): the named datasets' keys stayed what they were before these fields existed."""
 
     dataset: str
     train_subset: int | None
     test_subset: int | None
     val_fraction: float
     seed: int
+    augment_flip: bool | None = field(default=None, metadata={"key": "if set"})
+    augment_crop_padding: int | None = field(default=None, metadata={"key": "if set"})
+    content: str | None = field(default=None, metadata={"key": "if set"})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ plus int64 labels, the class names, and the per-channel mean and std of the trai
 
 from tgkit.data.batches import Augment, Batches, epoch_seed, random_crop, random_flip
 from tgkit.data.datasets import SPLITS, ImageData, channel_stats, load_dataset
-from tgkit.data.sources import DATASETS, IMAGEFOLDER_PREFIX, DatasetNotFound
+from tgkit.data.sources import DATASETS, IMAGEFOLDER_PREFIX, DatasetNotFound, content_fingerprint
 
 __all__ = [
     "DATASETS",
@@ -27,6 +27,7 @@ __all__ = [
     "DatasetNotFound",
     "ImageData",
     "channel_stats",
+    "content_fingerprint",
     "epoch_seed",
     "load_dataset",
     "random_crop",

@@ -189,6 +189,8 @@ def load_dataset(
     test_subset: int | None = None,
     download: bool = True,
     progress: bool = True,
+    augment_flip: bool | None = None,
+    augment_crop_padding: int | None = None,
 ) -> ImageData:
     """Load a dataset by name (see `DATASETS`, or "imagefolder:<path>") with its splits.
 
@@ -201,6 +203,9 @@ def load_dataset(
     download: for CIFAR only, fetch the official archive with torchvision if it is nowhere in data_dir
         (fails within seconds without network).
     progress: show a progress bar while decoding images.
+    augment_flip, augment_crop_padding: the training augmentation (`Augment`); None keeps the dataset's:
+        CIFAR, TinyImageNet and image folders flip and pad by 4, digits pads by 1 and does not flip
+        (mirrored handwriting is no digit).
     """
     if not 0 <= val_fraction < 1:
         raise InputError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -208,6 +213,10 @@ def load_dataset(
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     data_dir = locations.data_dir() if data_dir is None else Path(data_dir).expanduser()
     name, decoded, augment = official_splits(name, data_dir, download=download, progress=progress)
+    if augment_flip is not None:
+        augment = dataclasses.replace(augment, flip=bool(augment_flip))
+    if augment_crop_padding is not None:
+        augment = dataclasses.replace(augment, crop_padding=augment_crop_padding)
 
     classes = decoded["classes"]
     train_x, train_y = decoded["train_x"], decoded["train_y"]

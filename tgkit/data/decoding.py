@@ -2,8 +2,9 @@
 
 A dataset found on disk (`Source`, made by `data.sources`) is decoded by `cached_decode` into a dict
 of its classes and official splits, and written to `<data_dir>/cache/<label>-<hash>.pt`, the hash
-taken over what the tensors depend on (the files' count and newest modification time), so that a
-changed dataset is decoded again instead of read stale. A cache file that cannot be read is only a
+taken over what the tensors depend on (`fingerprint`: every file's path under the dataset's folder, size
+and modification time), so that a changed dataset (an image added, or moved to another class folder) is
+decoded again instead of read stale. A cache file that cannot be read is only a
 cache: it is decoded again, with a warning.
 """
 
@@ -26,8 +27,8 @@ from tgkit.util.errors import InputError
 from tgkit.util.progress import progress_bar
 
 # Bump when the layout of the cache files changes, so that old caches are ignored, not misread.
-# (2: grayscale datasets decode to one channel)
-CACHE_VERSION = 2
+# (2: grayscale datasets decode to one channel; 3: 16-bit images scaled to 8 bits, the key a content fingerprint)
+CACHE_VERSION = 3
 # PIL modes of single-channel images: a dataset of only these keeps one channel (a third of the memory,
 # a first convolution a third as wide); the digits smoke data has one channel too.
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -56,7 +57,9 @@ def decode_chunk(paths: list[str]) -> np.ndarray:
     for path in paths:
         try:
             with Image.open(path) as image:
-                if image.mode in GRAYSCALE_MODES:
+                if image.mode.startswith("I"):
+                    images.append(_eight_bits(image)[..., None])
+                elif image.mode in GRAYSCALE_MODES:
                     images.append(np.asarray(image.convert("L"))[..., None])
                 else:
                     images.append(np.asarray(image.convert("RGB")))
@@ -67,6 +70,15 @@ def decode_chunk(paths: list[str]) -> np.ndarray:
     if any(image.shape[2] == 3 for image in images):
         images = [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in images]
     return np.stack(images)
+
+
+def _eight_bits(image: Image.Image) -> np.ndarray:
+    """A 16-bit grayscale image (PIL mode "I;16..."; "I" with a value above 255) scaled to 8 bits, value / 257
+    rounded: PIL's conversion to "L" clips at 255, and a 12-bit sensor image would decode to blank white."""
+    values = np.asarray(image).astype(np.int64)
+    if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = (values.clip(0, 65535) + 128) // 257
+    return values.clip(0, 255).astype(np.uint8)
 
 
 def _size_mismatch(first: str, first_shape: tuple, other: str, other_shape: tuple) -> str:
@@ -118,11 +130,21 @@ def as_many_channels(*images: np.ndarray | torch.Tensor) -> tuple:
     return tuple(repeat(batch) if batch.shape[1] < channels else batch for batch in images)
 
 
+def fingerprint(source: Source) -> str:
+    """A hash of the source's content without reading a pixel: the sorted paths of its files relative to its
+    folder (the class folder gives the label), with each file's size and modification time."""
+    root = str(source.root)
+    entries = []
+    for path in source.files:
+        status = os.stat(path)
+        entries.append(f"{os.path.relpath(path, root)}\0{status.st_size}\0{status.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:24]
+
+
 def _cache_path(source: Source, data_dir: Path) -> Path:
-    """The cache file of a source: its name hashes what the decoded tensors depend on, so that new,
-    removed or modified files (count or newest mtime) lead to a new decode, not to stale data."""
-    newest = max((os.stat(f).st_mtime_ns for f in source.files), default=0)
-    key = f"{CACHE_VERSION}|{source.label}|{source.root.resolve()}|{len(source.files)}|{newest}"
+    """The cache file of a source: its name hashes what the decoded tensors depend on (`fingerprint`), so
+    that new, removed, moved or modified files lead to a new decode, not to stale data."""
+    key = f"{CACHE_VERSION}|{source.label}|{source.root.resolve()}|{fingerprint(source)}"
     return data_dir / "cache" / f"{source.label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 

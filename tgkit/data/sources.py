@@ -65,6 +65,14 @@ def official_splits(name: str, data_dir: Path, *, download: bool, progress: bool
     return name, decoding.cached_decode(source, data_dir, progress), Augment(crop_padding=4, flip=True)
 
 
+def content_fingerprint(name: str, data_dir: Path) -> str | None:
+    """A hash of an `imagefolder:` dataset's files (paths, sizes, modification times: `decoding.fingerprint`),
+    for the run cache's key of its data; None for the named datasets, which do not change."""
+    if not name.strip().startswith(IMAGEFOLDER_PREFIX):
+        return None
+    return decoding.fingerprint(_find_source(name.strip(), data_dir, download=False))
+
+
 @dataclass(frozen=True)
 class _CifarFormat:
     name: str

@@ -30,7 +30,7 @@ from tgkit import colt, data, losses, masker, models, scorer
 from tgkit.hparams import ColtConfig, KDConfig, ModelSpec, NetworkTraining, PruningStage, RunConfig, ScoringStage
 from tgkit.retrainer import retrain
 from tgkit.study.runcache import RunCache, Stage
-from tgkit.train import evaluate, fit
+from tgkit.train import check_batch_fits, evaluate, fit
 from tgkit.util import checkpoint, locations
 from tgkit.util.device import default_device, device_name, stopwatch
 from tgkit.util.errors import InputError
@@ -79,12 +79,18 @@ class Experiment:
             val_fraction=c.val_fraction,
             seed=c.seed,
             progress=self.progress,
+            augment_flip=c.augment_flip,
+            augment_crop_padding=c.augment_crop_padding,
         )
+        # a batch larger than the training set is refused here, before any stage trains (`fit` refuses it too)
+        for name in ("teacher_training", "student_training", "retraining"):
+            check_batch_fits(getattr(c, name).batch_size, len(loaded.train_y), loaded.name, f"{name}.batch_size")
         return loaded.to(self.device)  # resident on the GPU: no host-to-device copy per epoch
 
     @cached_property
     def data_id(self) -> str:
-        return self.cache.stage("data", self.config.data).id
+        content = data.content_fingerprint(self.config.dataset, locations.data_dir())  # image folders only
+        return self.cache.stage("data", replace(self.config.data, content=content)).id
 
     @cached_property
     def architecture(self) -> nn.Module:
