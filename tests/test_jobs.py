@@ -178,8 +178,14 @@ def test_a_worker_killed_mid_stage_leaves_nothing_half_written_and_is_finished_l
 
 @pytest.mark.slow
 def test_a_failed_job_is_reported_with_its_log(tmp_path):
-    config = hparams.profile("smoke", "imagefolder:" + str(tmp_path / "no-such-tree"))
-    with pytest.raises(jobs.SweepFailed, match=r"shared-stages job \S+ failed: .*not found.*\(log: .*\.err\)"):
+    """Images that exist but cannot be decoded: the grid is planned (a folder's key reads no pixel), and the
+    shared-stages job fails while decoding them, in its own process."""
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (tmp_path / "tree" / split / label).mkdir(parents=True)
+            (tmp_path / "tree" / split / label / "0.png").write_bytes(b"not a png")
+    config = hparams.profile("smoke", "imagefolder:" + str(tmp_path / "tree"))
+    with pytest.raises(jobs.SweepFailed, match=r"shared-stages job \S+ failed: .*cannot decode.*\(log: .*\.err\)"):
         jobs.run_grid(
             [config],
             ClusterConfig("local", str(tmp_path / "logs"), workers=1),
