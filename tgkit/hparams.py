@@ -207,8 +207,7 @@ class ColtConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.partitions, int) or self.partitions < 1:
-            raise InputError(f"partitions must be a whole number >= 1, got {self.partitions!r}")
+        check_whole("partitions", self.partitions, note="class blocks, each trained by its own network")
         if not 0 < self.prune_rate < 1:
             raise InputError(f"prune_rate must be in (0, 1), got {self.prune_rate!r}")
         if not 0 <= self.target_sparsity < 1:

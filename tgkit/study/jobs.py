@@ -190,7 +190,7 @@ def run_grid(
     threads = max(1, len(os.sched_getaffinity(0)) // workers) if cluster.executor == "local" and not gpus else 0
     shared, spread = [], []
     for config in configs:
-        runs = tuple(run for run in plan(config) if criteria is None or run.criterion in criteria)
+        runs = grid_runs(config, criteria)
         needs_shared, pending = missing(Job(config, runs, runs_dir, device, threads))
         say(f"{config.dataset}: {len(runs)} runs, {len(runs) - len(pending)} already in the run cache")
         if needs_shared:
@@ -220,7 +220,7 @@ def collect(
     for config in configs:
         job = Job(
             config,
-            tuple(run for run in plan(config) if criteria is None or run.criterion in criteria),
+            grid_runs(config, criteria),
             runs_dir,
             device,
             threads,

@@ -6,8 +6,8 @@
 Every stage is a stage of the run cache (`tgkit.study.runcache`), keyed by its own dataclass of
 `tgkit.hparams` (`NetworkTraining`, `ScoringStage`, `PruningStage`, `ColtConfig`), the stages it builds
 on and the device: the same configuration reuses a stage, a changed one never does, notebooks share
-each other's work, and two processes never compute one stage twice. Training stages checkpoint every
-epoch, so a run killed half-way resumes where it stopped. The arguments of a request (criterion,
+each other's work, and two processes never compute one stage twice. Training stages write resume
+checkpoints (`CHECKPOINT_EVERY_S`), so a run killed half-way resumes where it stopped. The arguments of a request (criterion,
 sparsity, temperature) are checked before any stage starts, so a bad one leaves nothing behind.
 
 Each stage records the wall-clock it took when it ran (GPU synchronised, data decoding excluded,
