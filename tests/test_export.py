@@ -175,3 +175,40 @@ def test_the_header_records_format_model_and_encodings(tmp_path):
     table = export.encodings(path)
     assert set(table["encoding"]) <= set(export.ENCODINGS)
     assert table.set_index("tensor").loc["layer1.0.conv1.weight", "encoding"] in ("csr", "bitmask")
+
+
+class OwnNetwork(torch.nn.Module):
+    """A network the kit cannot build by name: a convolution, a depthwise one, and a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.depthwise = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.norm = torch.nn.BatchNorm2d(8)
+        self.classifier = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.classifier(self.norm(self.depthwise(self.conv(x))).mean((2, 3)))
+
+
+def test_a_network_of_your_own_round_trips_into_one_you_build(tmp_path):
+    torch.manual_seed(0)
+    model = OwnNetwork().eval()
+    masks = {name: torch.rand_like(p) >= 0.9 for name, p in masker.prunable_parameters(model).items()}
+    masker.apply_masks(model, masks)
+    path = export.export_sparse(model, tmp_path / "own.safetensors")
+    with pytest.raises(export.InputError, match=r"test_export.OwnNetwork.*load_sparse\(path, into=network\)"):
+        export.load_sparse(path)
+    torch.manual_seed(1)  # other initial weights: every one must come from the file
+    loaded = export.load_sparse(path, into=OwnNetwork())
+    for (name, expected), actual in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(expected, actual), name
+    x = torch.randn(2, 3, 6, 6)
+    assert torch.equal(loaded(x), model(x)) and not loaded.training
+
+
+def test_an_export_loaded_into_another_network_names_what_differs(tmp_path):
+    path = export.export_sparse(OwnNetwork(), tmp_path / "own.safetensors")
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))
+    with pytest.raises(export.ExportFormatError, match=r"does not fit the network Sequential: \d+ entries differ"):
+        export.load_sparse(path, into=other)

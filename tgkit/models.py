@@ -6,11 +6,20 @@ the 7x7 stride-2 stem and the max-pool, made for 224 px images, become one 3x3 s
 Everything else is torchvision's own ResNet: its `BasicBlock` and `Bottleneck`, its `_make_layer`
 and its forward pass. `width` scales the four stages (64, 128, 256, 512 at width 64) so that the
 CPU profiles can use the same architectures at a fraction of the cost.
+
+Any other `nn.Module` works with the method too (scoring, masks, training, export), as long as its
+forward returns the logits as one tensor. A network that returns more (logits and features, or a
+torchvision Inception's named tuple) is wrapped once in `PickLogits`, which picks the logits out;
+every place that calls a network passes its output through `logits_of`, which refuses anything else
+with the fix in the message.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import operator
+from collections.abc import Callable
+
+from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
 from tgkit.util.errors import InputError
@@ -107,6 +116,34 @@ def _imagenet_resnet(arch: str, num_classes: int) -> nn.Module:
         ) from error
     model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
+
+
+class PickLogits(nn.Module):
+    """`network` with its forward's output reduced to the logits by `pick` (default: the first element).
+
+        student = PickLogits(my_network)                              # forward returns (logits, features)
+        student = PickLogits(my_network, lambda out: out["logits"])   # forward returns a dict
+
+    The wrapped network is `self.network`, so its parameters are named `network.<name>`: masks and
+    scores computed on the wrapper carry that prefix.
+    """
+
+    def __init__(self, network: nn.Module, pick: Callable[[object], Tensor] = operator.itemgetter(0)):
+        super().__init__()
+        self.network, self.pick = network, pick
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pick(self.network(x))
+
+
+def logits_of(output: object) -> Tensor:
+    """A network's output if it is one tensor (the logits); otherwise an error naming `PickLogits`."""
+    if isinstance(output, Tensor):
+        return output
+    raise InputError(
+        f"the network returned a {type(output).__name__}, not one tensor of logits: wrap it as "
+        f"tgkit.models.PickLogits(network) (keeps output[0]) or PickLogits(network, pick=...) to choose the logits"
+    )
 
 
 def num_classes_of(model: nn.Module) -> int:

@@ -1,6 +1,6 @@
 """Sparsity-aware retraining of a pruned student, with or without knowledge distillation.
 
-After one-shot pruning (method.md section 5) the surviving weights are retrained while every pruned
+After one-shot pruning (docs/method.md section 5) the surviving weights are retrained while every pruned
 weight stays exactly zero for ever after: `train.fit` runs with the masks, and its `MaskEnforcer`
 zeroes the gradients, the weights and the optimizer state of pruned weights around
 every optimizer step, so that neither momentum nor weight decay can regrow them. With a teacher the
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tgkit.data import ImageData
+from tgkit.data import ImageData, Loaders
 from tgkit.hparams import KDConfig, RetrainConfig
 from tgkit.masker import apply_masks, regrown_weights
 from tgkit.train import check_same_classes, fit
@@ -24,7 +24,7 @@ from tgkit.train import check_same_classes, fit
 def retrain(
     model: nn.Module,
     masks: dict[str, torch.Tensor],
-    data: ImageData,
+    data: ImageData | Loaders,
     *,
     teacher: nn.Module | None = None,
     config: RetrainConfig | None = None,

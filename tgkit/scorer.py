@@ -1,6 +1,6 @@
 """Importance scores for one-shot pruning: teacher-guided, and the baselines behind the same interface.
 
-Teacher-guided importance (method.md section 3). The student sees E epochs of training batches with
+Teacher-guided importance (docs/method.md section 3). The student sees E epochs of training batches with
 the total teacher-guided loss L (see `tgkit.losses`); nothing is updated. Per mini-batch t and weight W
 
     g_t = |W * dL/dW|        variant "taylor" (default): first-order estimate of the loss change
@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from tgkit.hparams import PRECISIONS, ScoringConfig
 from tgkit.losses import check_loss_settings, confidence_beta, evaluating, teacher_guided_loss
 from tgkit.masker import prunable_parameters
+from tgkit.models import logits_of
 from tgkit.util.device import autocast
 from tgkit.util.errors import InputError
 from tgkit.util.progress import progress_bar
@@ -139,8 +140,10 @@ def teacher_guided_scores(
 
     def total_loss(inputs: Tensor, targets: Tensor) -> Tensor:
         with torch.no_grad():
-            teacher_logits = teacher(inputs)
-        return teacher_guided_loss(student(inputs), teacher_logits, targets, alpha, temperature, beta, order)["total"]
+            teacher_logits = logits_of(teacher(inputs))
+        return teacher_guided_loss(
+            logits_of(student(inputs)), teacher_logits, targets, alpha, temperature, beta, order
+        )["total"]
 
     with evaluating(teacher):
         return _accumulate_saliency(
@@ -172,7 +175,7 @@ def snip_scores(
     _check_reiterable(batches, passes=epochs)
 
     def cross_entropy(inputs: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(model(inputs), targets)
+        return F.cross_entropy(logits_of(model(inputs)), targets)
 
     return _accumulate_saliency(
         model,

@@ -1,7 +1,7 @@
 """One training loop for everything the kit trains: teachers, dense students, and pruned students.
 
-`fit` trains with cross-entropy, or with the teacher-guided loss when a teacher is given (method.md
-section 2), picks the epoch with the best validation accuracy (the test set is never looked at), and
+`fit` trains with cross-entropy, or with the teacher-guided loss when a teacher is given
+(docs/method.md section 2), picks the epoch with the best validation accuracy (the test set is never looked at), and
 restores that state by copy. It checkpoints every epoch atomically, so a run killed half-way resumes
 from its last finished epoch.
 
@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from tgkit import losses
-from tgkit.data import ImageData
+from tgkit.data import ImageData, Loaders
 from tgkit.hparams import KDConfig, TrainConfig
-from tgkit.models import num_classes_of
+from tgkit.models import logits_of, num_classes_of
 from tgkit.util import checkpoint
 from tgkit.util.device import autocast, autocast_dtype, default_device, synchronize
 from tgkit.util.errors import InputError, TgkitError
@@ -51,7 +51,7 @@ class TrainingDiverged(TgkitError, FloatingPointError):
 @torch.no_grad()
 def predict(
     model: nn.Module,
-    data: ImageData,
+    data: ImageData | Loaders,
     split: str = "test",
     *,
     batch_size: int = 1024,
@@ -67,19 +67,32 @@ def predict(
     channels_last = memory_format_for(device, True, precision) == torch.channels_last
     for x, y in data.batches(split, batch_size, device=device, channels_last=channels_last):
         with autocast(device, precision):
-            logits.append(model(x).float())
+            logits.append(logits_of(model(x)).float())
         labels.append(y)
     model.train(was_training)
     return torch.cat(logits).cpu(), torch.cat(labels).cpu()
 
 
-def evaluate(model: nn.Module, data: ImageData, split: str = "test", **kwargs) -> float:
+def evaluate(model: nn.Module, data: ImageData | Loaders, split: str = "test", **kwargs) -> float:
     """Top-1 accuracy in [0, 1] on a split."""
     logits, labels = predict(model, data, split, **kwargs)
     return (logits.argmax(1) == labels).float().mean().item()
 
 
-def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData | None = None) -> None:
+def _check_data(model: nn.Module, data: ImageData | Loaders) -> None:
+    if not isinstance(data, (ImageData, Loaders)):
+        raise InputError(
+            f"fit takes the kit's ImageData or tgkit.data.Loaders, not a {type(data).__name__}: wrap your "
+            "loaders as Loaders(train_loader, val=val_loader), the best epoch is picked on val_loader"
+        )
+    if data.num_classes is not None and num_classes_of(model) != data.num_classes:
+        raise InputError(
+            f"the network predicts {num_classes_of(model)} classes but {data.name} has {data.num_classes}: "
+            f"build it for this dataset (models.build_model(arch, data.num_classes, ...))."
+        )
+
+
+def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData | Loaders | None = None) -> None:
     """Teacher and student must predict the same classes (and those of the data)."""
     n_student, n_teacher = num_classes_of(student), num_classes_of(teacher)
     if n_student != n_teacher:
@@ -87,7 +100,7 @@ def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData |
             f"the teacher predicts {n_teacher} classes but the student {n_student}: distillation needs "
             f"both trained on the same dataset; train or load a teacher for the student's dataset."
         )
-    if data is not None and n_student != data.num_classes:
+    if data is not None and data.num_classes is not None and n_student != data.num_classes:
         raise InputError(f"the networks predict {n_student} classes but {data.name} has {data.num_classes}")
 
 
@@ -200,13 +213,13 @@ class TrainingStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.precision):
-            logits = self.step_model(x)
+            logits = logits_of(self.step_model(x))
             if self.teacher is None:
                 loss = F.cross_entropy(logits.float(), y)
                 parts = (loss, loss, torch.zeros((), device=self.device))
             else:
                 with torch.no_grad():
-                    teacher_logits = self.teacher(x)
+                    teacher_logits = logits_of(self.teacher(x))
                 kd = self.kd
                 terms = losses.teacher_guided_loss(
                     logits.float(),
@@ -243,7 +256,7 @@ def check_batch_fits(batch_size: int, train_images: int, dataset: str, setting: 
 
 def fit(
     model: nn.Module,
-    data: ImageData,
+    data: ImageData | Loaders,
     config: TrainConfig,
     *,
     teacher: nn.Module | None = None,
@@ -256,8 +269,12 @@ def fit(
     progress: bool = True,
     after_checkpoint: Callable[[], None] | None = None,
     checkpoint_every_s: float = 0.0,
+    after_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Train `model` on `data`; return it with its best-validation weights restored, and the history.
+
+    `data`: the kit's `ImageData` (resident on the device, augmented there), or your own loaders
+    wrapped as `data.Loaders(train, val=...)` (their batch size, order and augmentation are theirs).
 
     Without a teacher the loss is cross-entropy. With one it is the teacher-guided total loss
         L = alpha * T^2 * CA-KLD(z_s, z_t) + (1 - alpha) * CE(z_s, y)
@@ -266,22 +283,23 @@ def fit(
     weights) written after an epoch once `checkpoint_every_s` seconds have passed since the last one
     (0: after every epoch); if it exists, training continues from it, and a kill loses only the epochs
     since. `after_checkpoint` is called right after each checkpoint (the run cache counts a stage's time
-    across resumes with it). The history is one dict per epoch.
+    across resumes with it). `after_epoch(epoch, model)` is called after each epoch's validation, before
+    its checkpoint, with the 1-based epoch and the model in its current (not best) state: snapshots of a
+    teacher at chosen epochs are taken there. The history is one dict per epoch.
     """
     device = torch.device(device or default_device())
     if config.epochs < 1:
         raise InputError(f"epochs must be at least 1, got {config.epochs}")
-    if num_classes_of(model) != data.num_classes:
-        raise InputError(
-            f"the network predicts {num_classes_of(model)} classes but {data.name} has {data.num_classes}: "
-            f"build it for this dataset (models.build_model(arch, data.num_classes, ...))."
-        )
+    _check_data(model, data)
     if teacher is not None:
         check_same_classes(model, teacher, data)
-    check_batch_fits(config.batch_size, len(data.train_y), data.name)
-    data = data.to(device)  # resident on the device: batches copy nothing per epoch
+    data = data.to(device)  # the kit's data resident on the device: batches copy nothing per epoch
     channels_last = memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
-    steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
+    if isinstance(data, ImageData):
+        check_batch_fits(config.batch_size, len(data.train_y), data.name)
+        steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
+    else:  # only the one-cycle schedule needs the loader's length
+        steps_per_epoch = data.steps("train") if config.schedule == "onecycle" else 0
     enforcer = MaskEnforcer(model, masks) if masks is not None else None
     step = TrainingStep(model, config, device, steps_per_epoch, teacher=teacher, kd=kd, enforcer=enforcer)
     model, optimizer, schedule = step.model, step.optimizer, step.schedule
@@ -350,6 +368,8 @@ def fit(
             state["stale_epochs"] += 1
         state["epoch"] = epoch + 1
         epochs.set_postfix(loss=f"{loss_sum:.3f}", val=f"{val_accuracy:.3f}")
+        if after_epoch is not None:
+            after_epoch(epoch + 1, model)
         stop = config.patience is not None and state["stale_epochs"] >= config.patience
         if resume is not None and (stop or time.perf_counter() - last_checkpoint >= checkpoint_every_s):
             if stop:  # a resumed run must not train past the early stop

@@ -14,7 +14,8 @@ where v is the value size (4 for float32, 2 for float16 or bfloat16), and the in
 narrowest unsigned integers that hold them: c bytes for a column (< columns), r for a row start
 (<= nnz). A 3x3 conv kernel of 64 input channels has 576 columns, so a column fits in 2 bytes: CSR
 wins over the bitmask once fewer than 1 weight in 16 survives (2 bytes per survivor against 1 bit per
-weight), the bitmask below that, and dense wins when most weights survive.
+weight), the bitmask from there up to a density of 1 - 1/(8v) (96.9% for float32, 93.75% for 16-bit
+values), and dense above it: only when nearly every weight survives.
 
 The container is safetensors, not `torch.save`: a safetensors file holds only named tensors and a
 string header, so loading one runs no code (a pickle can run any), it is read lazily and by tools in
@@ -23,8 +24,12 @@ the pickle, and store int64 indices: 8 bytes per surviving weight, twice its flo
 
 Format `tgkit.sparse/1`: tensors named `<parameter>` (dense) or `<parameter>::values`, `::crow`, `::col`
 (csr) or `::values`, `::bitmask` (bitmask); the header's metadata holds `format`, `model` (JSON: what
-`models.build_model` takes), `tensors` (JSON: per state-dict entry its encoding, shape and dtype) and
-`values` (the stored value type).
+`models.build_model` takes, or for a network of your own only its class: `network_spec`), `tensors`
+(JSON: per state-dict entry its encoding, shape and dtype) and `values` (the stored value type).
+
+Any network exports: `export_sparse(network, path)`. The kit's architectures load back by themselves
+(`load_sparse(path)`); a network of your own loads into a fresh instance you build:
+`load_sparse(path, into=MyNetwork())`.
 """
 
 from __future__ import annotations
@@ -145,8 +150,16 @@ def model_spec(model: nn.Module, arch: str, width: int) -> dict:
     }
 
 
-def export_bytes(model: nn.Module, spec: dict, *, values: str = "float32") -> bytes:
-    """The `tgkit.sparse/1` file of `model` (see the module docstring), as bytes."""
+def network_spec(model: nn.Module) -> dict:
+    """The header of a network the kit cannot rebuild by name: its class, so that a reader knows what
+    to build before `load_sparse(path, into=...)`."""
+    return {"arch": None, "network": f"{type(model).__module__}.{type(model).__qualname__}"}
+
+
+def export_bytes(model: nn.Module, spec: dict | None = None, *, values: str = "float32") -> bytes:
+    """The `tgkit.sparse/1` file of `model` (see the module docstring), as bytes; `spec` from
+    `model_spec` for the kit's architectures, else (None) `network_spec(model)`."""
+    spec = network_spec(model) if spec is None else spec
     if values not in VALUE_DTYPES:
         raise InputError(f"unknown value type {values!r}; choose one of {', '.join(VALUE_DTYPES)}")
     stored, entries = {}, {}
@@ -160,8 +173,10 @@ def export_bytes(model: nn.Module, spec: dict, *, values: str = "float32") -> by
     return _canonical(safetensors_bytes(stored, metadata=metadata))
 
 
-def export_sparse(model: nn.Module, path: str | os.PathLike, spec: dict, *, values: str = "float32") -> Path:
-    """Write `model` to `path` (atomically) in the `tgkit.sparse/1` format; `spec` from `model_spec`."""
+def export_sparse(
+    model: nn.Module, path: str | os.PathLike, spec: dict | None = None, *, values: str = "float32"
+) -> Path:
+    """Write `model` to `path` (atomically) in the `tgkit.sparse/1` format; `spec` as `export_bytes`."""
     return write_bytes_atomic(export_bytes(model, spec, values=values), path)
 
 
@@ -211,15 +226,32 @@ def read_export(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
     return state, spec
 
 
-def load_sparse(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """The network of an export file, rebuilt (`models.build_model`) with its weights, in eval mode."""
+def load_sparse(
+    path: str | os.PathLike, device: str | torch.device = "cpu", *, into: nn.Module | None = None
+) -> nn.Module:
+    """The network of an export file with its weights, in eval mode: rebuilt from the header
+    (`models.build_model`) for the kit's architectures, or loaded `into` a network you built."""
     state, spec = read_export(path)
-    model = models.build_model(spec["arch"], spec["num_classes"], in_channels=spec["in_channels"], width=spec["width"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ExportFormatError(f"{path} does not fit the network its header names ({error}).") from error
-    return model.to(device).eval()
+    if into is None and spec.get("arch") is None:
+        raise InputError(
+            f"{path} holds a network of your own ({spec.get('network', 'no architecture named')}), which the "
+            "kit cannot build by name: build one and pass it, load_sparse(path, into=network)"
+        )
+    if into is None:
+        into = models.build_model(
+            spec["arch"], spec["num_classes"], in_channels=spec["in_channels"], width=spec["width"]
+        )
+    expected = into.state_dict()
+    unlike = sorted(set(expected) ^ set(state)) + [
+        name for name in expected if name in state and expected[name].shape != state[name].shape
+    ]
+    if unlike:
+        raise ExportFormatError(
+            f"{path} does not fit the network {type(into).__name__}: {len(unlike)} entries differ in name or shape, e.g. "
+            f"{unlike[:3]}; build the network exactly as the exported one (header: {spec})."
+        )
+    into.load_state_dict(state)
+    return into.to(device).eval()
 
 
 def encodings(path: str | os.PathLike) -> pd.DataFrame:

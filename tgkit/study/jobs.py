@@ -10,7 +10,8 @@ spread over the jobs. The jobs meet in the run cache, which names every stage by
 and locks it while it is computed, so a stage finished by any job is never computed again, and a
 grid submitted again submits only what is missing. At the end the table is collected from the cache,
 the very table notebook 03 draws (with `cpu_threads` set to the jobs' threads: the thread count is
-part of every stage's key on a CPU).
+part of every stage's key on a CPU). Local workers end with the sweep's process, even one killed
+outright (`util.lifeline`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tgkit.hparams import ClusterConfig, RunConfig
 from tgkit.scorer import CRITERIA
 from tgkit.study.pipeline import Experiment
 from tgkit.study.sweep import SweepRun, plan, pruned, row_of, table_of
-from tgkit.util import checkpoint, flags, locations
+from tgkit.util import checkpoint, flags, lifeline, locations
 from tgkit.util.device import checked_device
 from tgkit.util.errors import InputError, TgkitError, run_command
 
@@ -44,13 +45,15 @@ class SweepFailed(TgkitError):
 @dataclass(frozen=True)
 class Job:
     """What one submitted job computes: the runs of one dataset's configuration (none: the stages they
-    all build on), in the run cache `runs_dir`, on `device`, with `cpu_threads` torch threads (0: its default)."""
+    all build on), in the run cache `runs_dir`, on `device`, with `cpu_threads` torch threads (0: its default).
+    `sweep_pid`: the local sweep's process, which the job ends with (`util.lifeline`); None on SLURM."""
 
     config: RunConfig
     runs: tuple[SweepRun, ...]
     runs_dir: str
     device: str | None = None
     cpu_threads: int = 0
+    sweep_pid: int | None = None
 
     def experiment(self) -> Experiment:
         if self.cpu_threads:
@@ -61,6 +64,8 @@ class Job:
 def run_job(job: Job) -> int:
     """The function every job runs (in its own process, or in this one for "debug"): it computes the
     shared stages, or its runs, through the run cache; returns how many runs it went through."""
+    if job.sweep_pid is not None and job.sweep_pid != os.getpid():  # a local worker: no orphans
+        lifeline.end_with(job.sweep_pid)
     experiment = job.experiment()
     if not job.runs:
         experiment.student_result()
@@ -188,16 +193,18 @@ def run_grid(
     gpus = torch.cuda.device_count() if cluster.executor == "local" else 0
     workers = 1 if cluster.executor == "debug" else cluster.workers or max(gpus, 1 if gpus else 2)
     threads = max(1, len(os.sched_getaffinity(0)) // workers) if cluster.executor == "local" and not gpus else 0
+    sweep_pid = os.getpid() if cluster.executor == "local" else None
     shared, spread = [], []
     for config in configs:
         runs = grid_runs(config, criteria)
         needs_shared, pending = missing(Job(config, runs, runs_dir, device, threads))
         say(f"{config.dataset}: {len(runs)} runs, {len(runs) - len(pending)} already in the run cache")
         if needs_shared:
-            shared.append(Job(config, (), runs_dir, device, threads))
+            shared.append(Job(config, (), runs_dir, device, threads, sweep_pid))
         chunks = cluster.jobs or (workers if cluster.executor != "slurm" else len(pending))
         spread += [
-            Job(config, tuple(pending[i::chunks]), runs_dir, device, threads) for i in range(min(chunks, len(pending)))
+            Job(config, tuple(pending[i::chunks]), runs_dir, device, threads, sweep_pid)
+            for i in range(min(chunks, len(pending)))
         ]
     say(f"{len(shared)} job(s) for the shared stages, then {len(spread)} for the runs ({cluster.executor})")
     # SLURM queues a whole array at once; local processes start as soon as they are submitted: in waves
