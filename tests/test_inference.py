@@ -21,6 +21,27 @@ def test_every_backend_computes_the_same_network():
     assert (table["max_abs_logit_difference"] < 1e-4).all()
 
 
+def test_repeats_take_the_median_of_their_medians_and_the_spread_of_all_their_blocks(monkeypatch):
+    """Three repeats of every timing, the second one slow (a burst of other work): the median ignores it,
+    the interquartile range of the blocks of all three shows it."""
+    blocks = iter([[1.0, 1.0, 1.0, 1.0], [10.0, 10.0, 10.0, 10.0], [1.0, 2.0, 2.0, 2.0]] * 2)
+
+    class Timed:
+        def __init__(self, times):
+            self.times, self.median = times, sorted(times)[len(times) // 2]
+
+    monkeypatch.setattr(inference, "measure", lambda *arguments, min_run_time: Timed(next(blocks)))
+    dense, _ = pruned_resnet10(0.5)
+    table = inference.network_latency(
+        {}, dense, torch.randn(2, 3, 32, 32), batch_sizes=(1,), backends=("dense",), repeats=3, progress=False
+    )
+    assert table.loc[0, "ms_per_batch"] == 1e3 * 2.0  # the medians 1, 10 and 2
+    assert (table.loc[0, "ms_q1"], table.loc[0, "ms_q3"]) == (1e3 * 1.0, 1e3 * 10.0)  # of the 12 blocks
+    assert table.loc[0, "ms_iqr"] == 1e3 * (10.0 - 1.0)
+    with pytest.raises(ValueError, match="repeats takes a whole number"):
+        inference.network_latency({}, dense, torch.randn(2, 3, 32, 32), batch_sizes=(1,), repeats=0)
+
+
 def test_unknown_backends_and_too_few_images_are_refused():
     dense, pruned = pruned_resnet10(0.5)
     images = torch.randn(2, 3, 32, 32)

@@ -192,7 +192,13 @@ def test_notebook_02_in_jupyterlab_draws_moves_and_survives_a_reload(lab, browse
         120,
         "the figure redrawn for the new sparsity",
     )
-    Select(browser.find_element(By.CSS_SELECTOR, ".widget-dropdown select")).select_by_visible_text("SNIP")
+    # the explorer's "reference" dropdown (the layer-sensitivity view above it has a dropdown of its own)
+    reference = next(
+        dropdown
+        for dropdown in browser.find_elements(By.CSS_SELECTOR, ".widget-dropdown")
+        if dropdown.find_element(By.CSS_SELECTOR, "label").text == "reference"
+    )
+    Select(reference.find_element(By.CSS_SELECTOR, "select")).select_by_visible_text("SNIP")
     wait_for(lambda: explorer_image(browser) not in ("", moved), 120, "the figure redrawn for SNIP")
 
     menu(browser, "File", "Save Notebook")

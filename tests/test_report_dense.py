@@ -7,7 +7,7 @@ from torch import nn
 
 from tgkit import models
 from tgkit.hparams import profile as make_profile
-from tgkit.report import dense
+from tgkit.report import dense, palette
 
 matplotlib.use("Agg")  # no display needed
 
@@ -66,6 +66,7 @@ def test_the_learning_curves_draw_each_networks_loss_and_accuracy_per_epoch():
         "loss",
     )
     assert (accuracy_axes.get_xlabel(), accuracy_axes.get_ylabel()) == ("epoch", "accuracy")
+    assert accuracy_axes.get_title() == "best validation accuracy: teacher 66.0%, dense student 63.0%"
     assert accuracy_axes.get_ylim() == (0, 1)
     # the teacher had no KD term: its loss is its cross-entropy, drawn once; the student's CE part is dashed
     losses = drawn(loss_axes)
@@ -90,7 +91,9 @@ def test_the_learning_curves_draw_each_networks_loss_and_accuracy_per_epoch():
     styles = {line.get_label(): line.get_linestyle() for axes in figure.axes for line in axes.get_lines()}
     assert styles["dense student: its cross-entropy part"] == styles["teacher: training"] == "--"
     assert styles["teacher: training loss"] == styles["teacher: validation"] == "-"
-    # one colour per network, in both panels
+    # one colour per network, in both panels: the palette's, as in every other figure of the kit
     colours = {line.get_label(): line.get_color() for axes in figure.axes for line in axes.get_lines()}
-    assert colours["teacher: training loss"] == colours["teacher: validation"] != colours["dense student: validation"]
+    assert colours["teacher: training loss"] == colours["teacher: validation"] == palette.color("teacher")
+    assert colours["dense student: validation"] == colours["dense student: training"] == palette.color("dense")
+    assert palette.color("teacher") != palette.color("dense")
     assert [text.get_text() for text in loss_axes.get_legend().get_texts()] == list(losses)

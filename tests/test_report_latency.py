@@ -2,12 +2,17 @@
 known answers (seconds per stage, where each comes from, the ratios with and without the teacher, the
 stacked totals), and on a tiny real COLT run whose stages add up to its seconds."""
 
+import math
+
+import matplotlib
 import pytest
 import torch
 
 from tgkit import colt, data
 from tgkit.hparams import ColtConfig, ModelSpec, TrainConfig
-from tgkit.report import latency
+from tgkit.report import latency, palette
+
+matplotlib.use("Agg")
 
 GPU = "NVIDIA H100"
 
@@ -97,6 +102,8 @@ def test_ratios_with_and_without_the_teacher(table):
     assert summary["baseline_seconds_excluding_teacher"] == 105.0
     assert summary["ratio_including_teacher"] == pytest.approx(206 / 205)
     assert summary["ratio_excluding_teacher"] == pytest.approx(206 / 105)
+    assert summary["baseline_retraining_seconds"] == 40.0  # what the paper's minutes measure
+    assert summary["ratio_retraining_only"] == pytest.approx(206 / 40)
     assert summary["all_measured_now"] is False and summary["devices"] == [GPU]
 
 
@@ -150,6 +157,57 @@ def test_the_papers_minutes_are_a_separate_sourced_reference():
     assert "arXiv 2511.16653" in paper.attrs["source"]
     paper.loc[0, "colt_minutes"] = 0.0  # a copy each call: nobody can edit the reference
     assert latency.paper_latency().loc[0, "colt_minutes"] == 276.0
+
+
+def test_beside_the_paper_its_minutes_stand_under_our_retraining(table):
+    summary = latency.latency_summary(table, "COLT (P=2)")
+    beside = latency.beside_paper(summary, PRUNED, dataset="digits", profile="smoke", device="cpu")
+    assert list(beside.columns) == latency.BESIDE_PAPER_COLUMNS
+    theirs = beside.iloc[0]
+    assert theirs["who"] == "paper (theirs)" and theirs["retraining_minutes"] == 27.82
+    assert theirs["ratio_retraining_only"] == pytest.approx(276 / 27.82)
+    assert math.isnan(theirs["pipeline_minutes_excluding_teacher"]) and math.isnan(theirs["ratio_including_teacher"])
+    ours = beside.iloc[-1]
+    assert ours["who"] == "ours" and ours["dataset"] == "digits (smoke profile)"
+    assert ours["retraining_minutes"] == pytest.approx(40 / 60)
+    assert ours["ratio_retraining_only"] == pytest.approx(206 / 40)
+    assert ours["pipeline_minutes_excluding_teacher"] == pytest.approx(105 / 60)
+    assert ours["pipeline_minutes_including_teacher"] == pytest.approx(205 / 60)
+    assert "KD retraining alone" in beside.attrs["note"] and "arXiv 2511.16653" in beside.attrs["source"]
+
+
+def test_the_time_plots_state_the_takeaway_in_each_methods_colour(table):
+    summary = latency.latency_summary(table, "COLT (P=2)")
+    accuracy = latency.accuracy_at_target(PRUNED, colt_result())
+    assert latency.takeaway(summary, accuracy) == (
+        "COLT (P=2) took 5.2x one-shot's KD retraining, 2.0x its pipeline without the teacher, "
+        "1.0x with it; test accuracy 85.0% against 91.0%"
+    )
+    assert latency.method_color("one-shot") == palette.color("teacher-guided")
+    assert latency.method_color("COLT (P=2)") == palette.color("colt")
+    bars = latency.plot_wall_clock(table, accuracy).axes[0]
+    assert [text.get_text() for text in bars.texts] == [
+        " 3.42 min, 91.0% test accuracy",
+        " 3.43 min, 85.0% test accuracy",
+    ]
+    result = colt_result()
+    result["rounds"] = [
+        {
+            **record,
+            "sparsity_all": 0.5 * index,
+            "sparsity_prunable": 0.5 * index,
+            "remaining_weights": 100,
+            "effective_prune_rate": 0.2,
+            "trimmed": False,
+            "block_val_accuracy": [0.9],
+        }
+        for index, record in enumerate(result["rounds"])
+    ]
+    figure = latency.plot_sparsity_vs_time([result], [summary], PRUNED)
+    time, accuracy_axes = figure.axes
+    assert time.get_lines()[0].get_color() == palette.color("colt")
+    one_shot = [c for c in accuracy_axes.collections if c.get_label() == "one-shot: KD retraining alone"]
+    assert one_shot[0].get_offsets().tolist() == [[40 / 60, 0.91]]  # accuracy at the retraining's minutes
 
 
 def test_a_real_colt_run_accounts_for_all_its_seconds(tmp_path):

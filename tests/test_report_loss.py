@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tgkit import losses
-from tgkit.report import loss
+from tgkit.report import loss, palette
 
 matplotlib.use("Agg")  # no display needed
 
@@ -40,11 +40,14 @@ def test_the_figure_draws_each_orders_ca_kld_and_its_t_squared_multiple_against_
     assert raw_axes.get_yscale() == "log" and scaled_axes.get_yscale() == "linear"
     assert (raw_axes.get_xlabel(), raw_axes.get_ylabel()) == ("temperature T", "CA-KLD")
     assert scaled_axes.get_ylabel() == "T² · CA-KLD"
+    assert raw_axes.get_title() == "CA-KLD: falls with T (paper), flat (authors')"
+    assert scaled_axes.get_title() == "T² · CA-KLD: flat (paper), grows as T² (authors')"
     labels = ["paper: softmax(norm(z) / T)", "authors' code: softmax(norm(z / T))"]
     for axes, column in ((raw_axes, "ca_kld"), (scaled_axes, "scaled_ca_kld")):
         assert [line.get_label() for line in axes.get_lines()] == labels
         assert [text.get_text() for text in axes.get_legend().get_texts()] == labels
         for line, order in zip(axes.get_lines(), ("paper", "authors")):
+            assert (line.get_color(), line.get_linestyle()) == (palette.color(order), palette.style(order)["linestyle"])
             rows = table[table["order"] == order]
             assert list(line.get_xdata()) == [1, 3, 10]
             assert list(line.get_ydata()) == rows[column].tolist()

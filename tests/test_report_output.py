@@ -24,6 +24,25 @@ def test_figure_carries_its_provenance_once(tmp_path):
     plt.close(figure)
 
 
+def test_the_footer_clears_slanted_tick_labels_and_a_legend_beside_the_axes(tmp_path):
+    figure, axes = plt.subplots(figsize=(4, 3))
+    names = [f"layer{i}.0.downsample.0" for i in range(6)]
+    axes.bar(names, range(6), label="kept fraction")
+    plt.setp(axes.get_xticklabels(), rotation=45, ha="right")  # they reach far below the figure
+    axes.set(xlabel="layer", ylabel="fraction")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    report.save_figure(figure, tmp_path, "bars", source="tgkit 0123456789 · profile smoke · digits · cpu")
+    renderer = figure.canvas.get_renderer()
+    (footer,) = figure.texts
+    footer_box = footer.get_window_extent(renderer)
+    others = [*axes.get_xticklabels(), *axes.get_yticklabels(), axes.xaxis.label, axes.yaxis.label]
+    assert len(others) == 6 + len(axes.get_yticklabels()) + 2
+    for artist in [*others, axes.get_legend()]:
+        assert not footer_box.overlaps(artist.get_window_extent(renderer)), artist
+    assert footer_box.y1 < min(label.get_window_extent(renderer).y0 for label in axes.get_xticklabels())
+    plt.close(figure)
+
+
 def test_figure_without_source_is_left_alone(tmp_path):
     figure, _ = plt.subplots()
     report.save_figure(figure, tmp_path, "blank")

@@ -1,6 +1,6 @@
-"""`tgkit.report.sweep`: the sweep's tables and figure (the mean and spread over seeds, the curves of
+"""`tgkit.report.sweep`: the sweep's tables and figures (the mean and spread over seeds, the curves of
 the two figures, our numbers beside the paper's at its nearest level, the caveats, accuracy against
-sparsity on a logit axis), on the table of a sweep whose `pruned_result` returns known numbers
+sparsity on a logit axis in the palette's colours, the zoom without random, the takeaway titles), on the table of a sweep whose `pruned_result` returns known numbers
 (`conftest.known_accuracy`): nothing here trains."""
 
 import math
@@ -11,6 +11,7 @@ import pytest
 
 from conftest import sweep_experiment
 from tgkit import hparams
+from tgkit.report import palette
 from tgkit.report import sweep as sweep_report
 from tgkit.study import sweep
 
@@ -95,3 +96,45 @@ def test_the_plot_draws_a_line_per_curve_on_a_logit_axis(tmp_path, pruned_result
     assert len(axes.get_legend().get_texts()) == 5
     assert "2 seeds" in axes.get_title()
     assert [round(tick, 3) for tick in axes.get_xticks()] == [0.5, 0.9]
+
+
+def test_the_takeaway_names_the_highest_and_lowest_curve_at_the_highest_level(tmp_path, pruned_result_calls):
+    table = sweep.run_sweep(sweep_experiment(tmp_path), progress=False)
+    assert sweep_report.takeaway(sweep_report.main_curves(table, 3.0)) == (
+        "at 90.0%: teacher-guided, KD T=3 highest (85.0%), random, KD T=3 lowest (45.0%), 40.0 points below"
+    )
+    assert sweep_report.takeaway(sweep_report.temperature_ablation(table)) == (
+        "at 90.0%: teacher-guided, KD T=5 highest (87.0%), teacher-guided, no KD lowest (82.0%), 5.0 points below"
+    )
+
+
+def test_the_sweep_figure_zooms_on_the_methods_random_would_squeeze(tmp_path, pruned_result_calls):
+    table = sweep_report.main_curves(sweep.run_sweep(sweep_experiment(tmp_path), progress=False), 3.0)
+    references = {"dense student": 0.95, "teacher": 0.97}
+    whole, zoom = sweep_report.plot_sweep(table, references=references).axes
+    assert "random" in " ".join(line.get_label() for line in whole.get_lines())
+    assert "random" not in " ".join(line.get_label() for line in zoom.get_lines())
+    # the zoom spans the other curves' mean +- one std (1.41 points) and the references, with 8% to spare
+    low, high = 75.0 - 2**0.5, 97.0
+    margin = 0.08 * (high - low)
+    assert zoom.get_ylim() == pytest.approx((low - margin, high + margin))
+    assert (
+        zoom.get_title()
+        .replace("\n", " ")
+        .startswith("zoom without random: at 90.0%: teacher-guided, KD T=3 highest (85.0%)")
+    )
+    lines = {line.get_label(): line for line in whole.get_lines()}
+    assert lines["teacher-guided, no KD"].get_color() == palette.color("teacher-guided")
+    assert lines["teacher-guided, no KD"].get_linestyle() == "--"
+    assert lines["random, KD T=3"].get_color() == palette.color("random")
+    assert lines["dense student (95.0%)"].get_color() == palette.color("dense")
+    assert lines["teacher (97.0%)"].get_linestyle() == "-."
+
+
+def test_the_temperature_ablation_colours_each_setting(tmp_path, pruned_result_calls):
+    table = sweep_report.temperature_ablation(sweep.run_sweep(sweep_experiment(tmp_path), progress=False))
+    lines = {line.get_label(): line for line in sweep_report.plot_accuracy(table).get_lines()}
+    assert lines["teacher-guided, KD T=5"].get_color() == palette.color("KD T=5")
+    # the curves the method comparison draws too look the same in both figures
+    assert lines["teacher-guided, KD T=3"].get_color() == palette.color("teacher-guided")
+    assert lines["teacher-guided, no KD"].get_color() == palette.color("teacher-guided")

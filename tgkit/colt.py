@@ -1,6 +1,6 @@
 """The iterative baselines: COLT (cyclic overlapping lottery tickets) and LTH, one round loop for both.
 
-COLT (Hossain et al., IEEE Trans. AI 2025, arXiv 2212.12770; method.md section 7) finds a sparse
+COLT (Hossain et al., IEEE Trans. AI 2025, arXiv 2212.12770; docs/method.md section 7) finds a sparse
 ticket by pruning several networks, each trained on its own block of the classes, and keeping only
 the weights that all of them keep:
 

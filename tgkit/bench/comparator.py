@@ -2,7 +2,7 @@
 `python -m tgkit.bench --compare authors`.
 
 The authors' notebooks train the way most PyTorch tutorials do (written here fresh from the paper's
-and method.md's description, not from their code):
+and docs/method.md's description, not from their code):
 
     a torchvision-style dataset that hands out one PIL image at a time      (CIFAR-10 in memory, as
     -> per-image transforms: upsample to 224 px (their setting, for the      torchvision's CIFAR10

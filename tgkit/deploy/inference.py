@@ -22,10 +22,11 @@ import copy
 import io
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.benchmark import Timer
+from torch.utils.benchmark import Measurement, Timer
 
 from tgkit import masker, models, scorer
 from tgkit.deploy.sparse_conv import SparseConv2d, sparsify
@@ -80,15 +81,21 @@ def runner(backend: str, model: nn.Module, example: Tensor) -> Callable[[Tensor]
     raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def seconds_per_call(function: Callable, *arguments, min_run_time: float = 0.5) -> float:
-    """The median seconds of one call of `function(*arguments)` (`Timer.blocked_autorange`)."""
+def measure(function: Callable, *arguments, min_run_time: float = 0.5) -> Measurement:
+    """Seconds per call of `function(*arguments)` over blocks of calls (`Timer.blocked_autorange`): the
+    measurement's `median`, and its `iqr` over the blocks, the spread that says how noisy it was."""
     timer = Timer(
         "function(*arguments)",
         globals={"function": function, "arguments": arguments},
         num_threads=torch.get_num_threads(),  # Timer's default is one thread
     )
     with torch.inference_mode():
-        return timer.blocked_autorange(min_run_time=min_run_time).median
+        return timer.blocked_autorange(min_run_time=min_run_time)
+
+
+def seconds_per_call(function: Callable, *arguments, min_run_time: float = 0.5) -> float:
+    """The median seconds of one call of `function(*arguments)` (`measure`)."""
+    return measure(function, *arguments, min_run_time=min_run_time).median
 
 
 def network_latency(
@@ -99,38 +106,53 @@ def network_latency(
     batch_sizes: tuple[int, ...],
     backends: tuple[str, ...] = BACKENDS,
     min_run_time: float = 0.5,
+    repeats: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """One row per (backend, batch size, sparsity): milliseconds per batch and images per second of the
+    """One row per (backend, batch size, sparsity): milliseconds per batch (the median), the quartiles
+    of the timed blocks (`ms_q1`, `ms_q3`) and their distance (`ms_iqr`), images per second of the
     whole network on `images[:batch_size]`, and the largest difference of its logits from the masked
     dense model's (the check that the backend computes the same network). "dense" is timed once per
-    batch size, at sparsity 0. `pruned` maps a sparsity to its pruned model."""
+    batch size, at sparsity 0. `pruned` maps a sparsity to its pruned model.
+
+    `repeats` > 1 times every (backend, batch size, sparsity) that many times, each in turn with all
+    the others, so that a burst of other work on the machine spoils one repeat rather than a whole
+    measurement: `ms_per_batch` is then the median of the repeats' medians, and `ms_iqr` the
+    interquartile range of all their blocks together, which a slow repeat widens."""
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         raise InputError(f"unknown backend(s) {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
     if max(batch_sizes) > len(images):
         raise InputError(f"a batch of {max(batch_sizes)} needs that many images; got {len(images)}")
+    if repeats < 1:
+        raise InputError(f"repeats takes a whole number of timings per measurement, at least 1; got {repeats}")
     images = images.cpu()
     work = [("dense", 0.0, dense)] if "dense" in backends else []
     work += [(backend, s, model) for s, model in sorted(pruned.items()) for backend in backends if backend != "dense"]
-    rows = []
+    rows, calls = [], []
     for backend, sparsity, model in progress_bar(work, desc="network latency", disable=not progress):
         run = runner(backend, model, images[:2])
         for batch_size in batch_sizes:
             batch = images[:batch_size]
             with torch.inference_mode():
                 difference = (run(batch) - model.cpu().eval()(batch)).abs().max().item()
-            seconds = seconds_per_call(run, batch, min_run_time=min_run_time)
-            rows.append(
-                {
-                    "backend": backend,
-                    "batch_size": batch_size,
-                    "sparsity": sparsity,
-                    "ms_per_batch": 1e3 * seconds,
-                    "images_per_s": batch_size / seconds,
-                    "max_abs_logit_difference": difference,
-                }
-            )
+            rows.append({"backend": backend, "batch_size": batch_size, "sparsity": sparsity})
+            calls.append((run, batch, difference))
+    measured = [[] for _ in calls]
+    for _ in range(repeats):
+        for measurements, (run, batch, _) in zip(measured, calls):
+            measurements.append(measure(run, batch, min_run_time=min_run_time))
+    for row, measurements, (_, _, difference) in zip(rows, measured, calls):
+        seconds = float(np.median([measurement.median for measurement in measurements]))
+        first, third = np.percentile([time for measurement in measurements for time in measurement.times], [25, 75])
+        row.update(
+            ms_per_batch=1e3 * seconds,
+            ms_q1=1e3 * first,
+            ms_q3=1e3 * third,
+            ms_iqr=1e3 * (third - first),
+            images_per_s=row["batch_size"] / seconds,
+            max_abs_logit_difference=difference,
+        )
     return pd.DataFrame(rows)
 
 

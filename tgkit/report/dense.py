@@ -11,10 +11,10 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from tgkit.hparams import RunConfig
+from tgkit.report import palette
 
 
 def history_table(results: Mapping[str, dict]) -> pd.DataFrame:
@@ -31,10 +31,12 @@ def plot_learning_curves(history: pd.DataFrame) -> Figure:
 
     The loss is what the network was trained on: cross-entropy for the teacher, the total KD loss for
     a student trained with KD, whose cross-entropy part is drawn dashed. Accuracy: validation solid,
-    training (on augmented batches) dashed.
+    training (on augmented batches) dashed; the title gives each network's best validation accuracy (the
+    epoch whose weights are kept). Each network in its `palette` colour ("teacher", "dense student").
     """
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    for (network, epochs), color in zip(history.groupby("network", sort=False), sns.color_palette()):
+    for network, epochs in history.groupby("network", sort=False):
+        color = palette.color(network)
         loss_axes.plot(epochs["epoch"], epochs["loss"], color=color, label=f"{network}: training loss")
         if (epochs["kd"] > 0).any():
             loss_axes.plot(
@@ -45,7 +47,9 @@ def plot_learning_curves(history: pd.DataFrame) -> Figure:
             epochs["epoch"], epochs["train_accuracy"], color=color, linestyle="--", label=f"{network}: training"
         )
     loss_axes.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
-    accuracy_axes.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="accuracy per epoch")
+    best = history.groupby("network", sort=False)["val_accuracy"].max()
+    title = "best validation accuracy: " + ", ".join(f"{network} {value:.1%}" for network, value in best.items())
+    accuracy_axes.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title=title)
     for axes in (loss_axes, accuracy_axes):
         axes.legend(fontsize="small")
         axes.grid(alpha=0.3)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from tgkit import losses
+from tgkit.report import palette
 
 
 def ca_kld_by_temperature(
@@ -46,14 +47,22 @@ def ca_kld_by_temperature(
 
 
 def plot_ca_kld_by_temperature(table: pd.DataFrame) -> Figure:
-    """CA-KLD (left, log scale) and T^2 * CA-KLD (right) against T, one line per order."""
+    """CA-KLD (left, log scale) and T^2 * CA-KLD (right) against T, one line per order, each in its
+    `palette` style. The titles say what the two orders show on any logits (`ca_kld_by_temperature`'s
+    test checks it): T cancels in the authors' order, T^2 undoes the 1/T^2 in the paper's."""
     figure, (raw_axes, scaled_axes) = plt.subplots(1, 2, figsize=(10, 3.8))
     labels = {"paper": "paper: softmax(norm(z) / T)", "authors": "authors' code: softmax(norm(z / T))"}
     for order, rows in table.groupby("order", sort=False):
-        raw_axes.plot(rows["temperature"], rows["ca_kld"], marker="o", label=labels[order])
-        scaled_axes.plot(rows["temperature"], rows["scaled_ca_kld"], marker="o", label=labels[order])
-    raw_axes.set(xlabel="temperature T", ylabel="CA-KLD", yscale="log", title="CA-KLD")
-    scaled_axes.set(xlabel="temperature T", ylabel="T² · CA-KLD", title="T² · CA-KLD (the distillation term)")
+        raw_axes.plot(rows["temperature"], rows["ca_kld"], **palette.style(order), label=labels[order])
+        scaled_axes.plot(rows["temperature"], rows["scaled_ca_kld"], **palette.style(order), label=labels[order])
+    raw_axes.set(
+        xlabel="temperature T", ylabel="CA-KLD", yscale="log", title="CA-KLD: falls with T (paper), flat (authors')"
+    )
+    scaled_axes.set(
+        xlabel="temperature T",
+        ylabel="T² · CA-KLD",
+        title="T² · CA-KLD: flat (paper), grows as T² (authors')",
+    )
     for axes in (raw_axes, scaled_axes):
         axes.legend(fontsize="small")
         axes.grid(alpha=0.3)

@@ -65,13 +65,27 @@ def save_figure(figure, folder: Path, name: str, *, source: str | None = None) -
     saved, so that a figure copied anywhere still says which run, profile, dataset and device made it.
     """
     if source and not any(text.get_gid() == PROVENANCE_GID for text in figure.texts):
-        figure.text(1.0, 0.0, source, ha="right", va="top", fontsize=6, color="0.4", gid=PROVENANCE_GID)
+        add_footer(figure, source)
     paths = []
     for suffix in ("png", "pdf"):
         buffer = io.BytesIO()
         figure.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
         paths.append(checkpoint.write_bytes_atomic(buffer.getvalue(), folder / f"{name}.{suffix}"))
     return paths
+
+
+def add_footer(figure, text: str, *, gap_inches: float = 0.05) -> None:
+    """Print `text` small under everything the figure draws, right-aligned with its right edge.
+
+    Slanted tick labels and legends beside the axes reach past the figure's own frame, so the footer
+    goes below the box that holds every artist once drawn (`get_tightbbox`, in inches), never across
+    a label; `bbox_inches="tight"` then grows the saved image to take it in.
+    """
+    figure.draw_without_rendering()
+    drawn = figure.get_tightbbox()
+    width, height = figure.get_size_inches()
+    x, y = drawn.x1 / width, (drawn.y0 - gap_inches) / height
+    figure.text(x, y, text, ha="right", va="top", fontsize=6, color="0.4", gid=PROVENANCE_GID)
 
 
 def save_table(table: pd.DataFrame, folder: Path, name: str) -> Path:

@@ -10,7 +10,7 @@ Each function returns a fresh DataFrame (so nobody can edit the reference by acc
     cifar10_dense()         the dense teacher and student of those logs
     tinyimagenet_sweep()    the TinyImageNet sweep (64 px upsampled to 224)
     tinyimagenet_dense()    its dense student
-    latency()               minutes of one-shot pruning against COLT
+    latency()               minutes of one-shot pruning (its KD retraining alone) against COLT
 
 `sweep(dataset)` and `dense(dataset)` pick the sweep by the kit's dataset name, or return None where
 the paper has none (digits, CIFAR-100 beyond the headline, image folders).
@@ -32,7 +32,8 @@ LOGS_SOURCE = (
     f"{PAPER}: the authors' released run logs (GitHub sami0055/TGOSP-CAKD; {SETUP}); docs/method.md section 9."
 )
 LATENCY_SOURCE = (
-    f"{PAPER}: latency against COLT ({SETUP}); the sparsity is stated for CIFAR-10 only; docs/method.md section 9."
+    f"{PAPER}: latency against COLT ({SETUP}); the one-shot minutes are its KD retraining alone; the sparsity "
+    "is stated for CIFAR-10 only; docs/method.md section 9."
 )
 
 # The accuracy columns of a sweep: retraining without KD, and with KD at temperature 3 and 5.
@@ -123,8 +124,9 @@ def tinyimagenet_dense() -> pd.DataFrame:
 
 
 def latency() -> pd.DataFrame:
-    """dataset, sparsity_all (NaN where the paper does not say), one_shot_minutes, colt_minutes, and
-    their ratio COLT / one-shot."""
+    """dataset, sparsity_all (NaN where the paper does not say), one_shot_minutes (the KD retraining
+    alone, not scoring nor the teacher's or the dense student's training), colt_minutes, and their
+    ratio COLT / one-shot."""
     table = pd.DataFrame(_LATENCY_MINUTES, columns=["dataset", "sparsity_all", "one_shot_minutes", "colt_minutes"])
     table["ratio"] = table["colt_minutes"] / table["one_shot_minutes"]
     return _sourced(table, LATENCY_SOURCE)

@@ -2,9 +2,14 @@
 and our numbers beside the paper's.
 
     summary = summarise(table)               mean and standard deviation over the seeds of a `sweep.run_sweep` table
-    plot_accuracy(main_curves(table, 3.0))   accuracy against sparsity, a band of one std with several seeds
-    plot_accuracy(temperature_ablation(table))
+    plot_sweep(main_curves(table, 3.0), references={"dense student": 0.97, "teacher": 0.98})
+                                             accuracy against sparsity, every curve and a zoom without random
+    plot_accuracy(temperature_ablation(table))   one panel; a band of one std with several seeds
+    takeaway(table)                          what the curves show at the highest level: a figure's title
     beside_paper(summary, config)            our teacher-guided numbers beside the paper's, at its nearest level
+
+Every curve has its palette colour (`tgkit.report.palette`): a method's colour in the method comparison
+(without KD dashed), a setting's colour in the temperature ablation.
 
 The paper's numbers come from `tgkit.report.paper` and are only ever placed beside ours, in columns named
 "paper", never mixed into our tables.
@@ -12,15 +17,17 @@ The paper's numbers come from `tgkit.report.paper` and are only ever placed besi
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
 
 from tgkit.hparams import RunConfig
-from tgkit.report import paper
+from tgkit.report import palette, paper
 from tgkit.report.output import dataset_note
 from tgkit.report.paper import setting_label
 from tgkit.scorer import CRITERIA
@@ -62,26 +69,45 @@ def temperature_ablation(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["method"] == CRITERIA["teacher_guided"].label]
 
 
-def plot_accuracy(table: pd.DataFrame, *, title: str = "", ax: Axes | None = None) -> Axes:
-    """Test accuracy (%) against sparsity over all weights, one line per curve (`curve_labels`) of a
-    `run_sweep` table; with several seeds the line is their mean and the band one standard deviation.
+def _curve_style(rows: pd.DataFrame, colour_by: str) -> dict[str, str]:
+    """The palette's style of one curve: its method's colour and marker, its setting's line style (no KD
+    dashed). Coloured by "setting" (the temperature ablation, every curve of one method), a KD curve
+    takes its temperature's colour instead; the palette gives KD T=3, the main temperature, the colour
+    of teacher-guided pruning, so that both figures of notebook 03 draw every shared curve alike."""
+    first = rows.iloc[0]
+    setting = setting_label(first["temperature"])
+    style = palette.curve_style(first["method"], setting)
+    if colour_by == "setting" and first["retraining"] == "KD":
+        style["color"] = palette.color(setting)
+    return style
 
-    The sparsity axis is a logit scale: 50%, 90%, 99% are equally far apart, as each keeps ten times
-    fewer weights than the one before, so the high-sparsity end, where methods differ, is not squeezed.
+
+def plot_accuracy(
+    table: pd.DataFrame, *, title: str = "", ax: Axes | None = None, references: dict[str, float] | None = None
+) -> Axes:
+    """Test accuracy (%) against sparsity over all weights, one line per curve (`curve_labels`) of a
+    `run_sweep` table in its palette style (`tgkit.report.palette`: colour by method, or by setting when
+    every curve is of one method); with several seeds the line is their mean and the band one standard
+    deviation. `references` ({"dense student": 0.97, "teacher": 0.98}) are drawn as level lines.
+
+    The sparsity axis is a logit scale, logit(s) = ln(s / (1 - s)): a step that divides the weights kept
+    by ten moves about ln 10 = 2.3 once the sparsity is high (90% -> 99% -> 99.9%: 2.40, then 2.31), so
+    the high-sparsity end, where methods differ, is spread out; 50% -> 90% keeps five times fewer and
+    moves ln 9 = 2.2.
     """
     axes = ax or plt.subplots(figsize=(7, 4.5))[1]
     several_seeds = table["seed"].nunique() > 1
-    sns.lineplot(
-        data=table.assign(curve=curve_labels(table), accuracy=100 * table["test_accuracy"]),
-        x="sparsity_target",
-        y="accuracy",
-        hue="curve",
-        style="curve",
-        markers=True,
-        dashes=False,
-        errorbar="sd" if several_seeds else None,
-        ax=axes,
-    )
+    colour_by = "setting" if table["method"].nunique() == 1 else "method"
+    labelled = table.assign(curve=curve_labels(table), accuracy=100 * table["test_accuracy"])
+    for curve, rows in labelled.groupby("curve", sort=False):
+        by_level = rows.groupby("sparsity_target")["accuracy"]
+        mean, spread = by_level.mean(), by_level.std()
+        axes.plot(mean.index, mean.to_numpy(), label=curve, markersize=5, **_curve_style(rows, colour_by))
+        if several_seeds:
+            color = _curve_style(rows, colour_by)["color"]
+            axes.fill_between(mean.index, mean - spread, mean + spread, color=color, alpha=0.15, linewidth=0)
+    for name, accuracy in (references or {}).items():
+        axes.axhline(100 * accuracy, linewidth=1.2, label=f"{name} ({accuracy:.1%})", **palette.style(name))
     levels = sorted(table["sparsity_target"].unique())
     axes.set_xscale("logit")
     axes.xaxis.set_major_locator(FixedLocator(levels))
@@ -91,11 +117,54 @@ def plot_accuracy(table: pd.DataFrame, *, title: str = "", ax: Axes | None = Non
     axes.set(
         xlabel="sparsity over all weights (logit scale)",
         ylabel="test accuracy (%)",
-        title=f"{title} ({spread})" if title else spread,
+        title=textwrap.fill(f"{title} ({spread})" if title else spread, 90),
     )
     axes.grid(alpha=0.3)
     axes.legend(title=None, fontsize="small")
     return axes
+
+
+def takeaway(table: pd.DataFrame) -> str:
+    """What the curves of a `run_sweep` table show at the highest sparsity every one of them reached, in
+    one line from the numbers: e.g. "at 95.0%: teacher-guided, KD T=3 highest (94.8%), random lowest
+    (63.5%), 31.3 points below" (the means over the seeds)."""
+    labelled = table.assign(curve=curve_labels(table))
+    shared = set.intersection(*(set(rows["sparsity_target"]) for _, rows in labelled.groupby("curve")))
+    level = max(shared)
+    means = 100 * labelled[labelled["sparsity_target"] == level].groupby("curve")["test_accuracy"].mean()
+    top, bottom = means.idxmax(), means.idxmin()
+    return (
+        f"at {level:.1%}: {top} highest ({means[top]:.1f}%), {bottom} lowest ({means[bottom]:.1f}%), "
+        f"{means[top] - means[bottom]:.1f} points below"
+    )
+
+
+def plot_sweep(
+    table: pd.DataFrame,
+    *,
+    references: dict[str, float] | None = None,
+    zoom_without: tuple[str, ...] = ("random",),
+    title: str = "",
+) -> Figure:
+    """Two panels of `plot_accuracy`: every curve of `table` with the `references`, and a zoom on the
+    curves of the methods not in `zoom_without` (random's fall would squeeze them into a few pixels), its
+    y-range fitted to them and to the references. Each panel's title states its `takeaway`."""
+    figure, (whole, zoom) = plt.subplots(1, 2, figsize=(13, 4.8))
+    plot_accuracy(table, ax=whole, references=references)
+    whole.set_title(textwrap.fill(f"every curve: {takeaway(table)}", 75), fontsize="small")
+    kept = table[~table["method"].isin(zoom_without)]
+    plot_accuracy(kept, ax=zoom, references=references)
+    zoom.set_title(textwrap.fill(f"zoom without {', '.join(zoom_without)}: {takeaway(kept)}", 75), fontsize="small")
+    by_level = (100 * kept.groupby(SUMMARY_KEYS, dropna=False)["test_accuracy"].agg(["mean", "std"])).fillna(0)
+    low = min((by_level["mean"] - by_level["std"]).min(), *(100 * a for a in (references or {}).values()))
+    high = max((by_level["mean"] + by_level["std"]).max(), *(100 * a for a in (references or {}).values()))
+    margin = max(0.5, 0.08 * (high - low))
+    zoom.set_ylim(low - margin, high + margin)
+    zoom.get_legend().remove()
+    whole.legend(fontsize="small", loc="lower left")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
 
 
 # --------------------------------------------------------------------------------------------------
