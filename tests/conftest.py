@@ -272,4 +272,13 @@ BENCH_MEASUREMENTS = [
     "score_images",
     "eval_img_s",
     "teacher_eval_img_s",
+    "teacher_gflop_s",
+    "dense_gflop_s",
+    "masked_gflop_s",
+    "kd_gflop_s",
+    "eval_gflop_s",
+    "teacher_eval_gflop_s",
+    "score_gflop_s",
+    "student_gflop_per_image",
+    "teacher_gflop_per_image",
 ]

@@ -32,12 +32,56 @@ EXPECTED = {
         "tables": ["01_history", "01_accuracies", "01_ca_kld_temperature"],
     },
     "02_importance_per_layer": {
-        "figures": ["02_score_distributions", "02_kept_fraction", "02_mask_overlap"],
-        "tables": ["02_layers", "02_sparsity"],
+        "figures": [
+            "02_pruned_kernels",
+            "02_score_distributions",
+            "02_kept_fraction",
+            "02_mask_overlap",
+            "02_layer_sensitivity",
+            "02_explorer",
+        ],
+        "tables": ["02_layers", "02_sparsity", "02_layer_sensitivity", "02_layer_ranking"],
+    },
+    "03_sparsity_sweep": {
+        "figures": ["03_accuracy_vs_sparsity", "03_temperature_ablation"],
+        "tables": ["03_sweep_runs", "03_sweep_summary", "03_claims"],
+    },
+    "04_colt_latency": {
+        "figures": ["04_wall_clock_per_stage", "04_sparsity_vs_time", "04_effective_prune_rate"],
+        "tables": [
+            "04_training_policy",
+            "04_rounds",
+            "04_latency",
+            "04_accuracy",
+            "04_latency_beside_paper",
+            "04_claims",
+        ],
     },
     "05_deployment": {
         "figures": ["05_file_size", "05_latency", "05_speedup", "05_layer_speedup"],
         "tables": ["05_sizes", "05_export_accuracy", "05_latency", "05_crossover", "05_speedup", "05_layer_latency"],
+    },
+    "06_teacher_help": {
+        "figures": [
+            "06_teachers",
+            "06_both_roles",
+            "06_kd_gap",
+            "06_mask_overlap",
+            "06_target_entropy",
+            "06_ablation",
+        ],
+        "tables": [
+            "06_teachers",
+            "06_plan",
+            "06_runs",
+            "06_scoring_worth",
+            "06_kd_gap",
+            "06_mask_overlap",
+            "06_target_entropy",
+            "06_gradient_shares",
+            "06_ablation",
+            "06_verdicts",
+        ],
     },
 }
 

@@ -2,13 +2,19 @@
 host cost counted), and the fast profile's whole device command within eight minutes at its planning rates.
 (What the profiles hold: test_hparams.py.)"""
 
+import ast
 import math
+import re
 from dataclasses import replace
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from tgkit import hparams
 from tgkit.bench import budget
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Rates of one kind of step each, in images/s, chosen so that every stage's seconds are easy to check.
 RATES = {
@@ -33,9 +39,11 @@ FAST_PLANNING_RATES = {
 }
 
 
-def test_the_whole_fast_command_is_planned_within_eight_minutes_of_one_gpu():
+def test_the_whole_fast_command_is_planned_a_minute_inside_its_deadline():
+    """scripts/gpu_run.sh stops starting notebooks at 570 s (the device tool's 600 s limit, less packing); a
+    minute of that is left for the plan's error (its rates are CPU ratios scaled to an assumed GPU)."""
     plan = budget.stage_plan(hparams.profile("fast"), FAST_PLANNING_RATES, device_type="cuda")
-    assert plan["seconds"].sum() <= 8 * 60
+    assert plan["seconds"].sum() <= 570 - 60
     assert set(plan["kind"]) == {"fixed", "device", "host"}
     assert list(budget.per_notebook(plan).index) == ["command", "01", "02", "03", "04", "total"]
 
@@ -99,3 +107,12 @@ def test_a_scratch_latency_notebook_plans_the_one_shot_stages_twice():
     assert "teacher (again, for the clock)" in set(again["stage"])
     totals = budget.per_notebook(plan)
     assert totals["total"] == pytest.approx(plan["seconds"].sum())
+
+
+def test_the_plan_counts_notebook_02s_explorer_and_sensitivity_as_the_notebook_has_them():
+    notebook = nbformat.read(REPO / "notebooks" / "02_importance_per_layer.ipynb", as_version=4)
+    source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    variants = re.search(r"^VARIANTS = (\{.*?^\})", source, re.S | re.M).group(1)
+    levels = re.search(r"^LEVELS = (\(.*?\))", source, re.M).group(1)
+    assert len(ast.literal_eval(variants)) == budget.EXPLORER_SCORINGS
+    assert len(ast.literal_eval(levels)) == budget.SENSITIVITY_LEVELS

@@ -100,3 +100,52 @@ def test_the_named_datasets_data_keys_did_not_change_with_the_augmentation_and_c
     flipped = hparams.profile("smoke", augment_flip=False).data
     assert flipped.augment_flip is False and flipped.content is None
     assert runcache.stage_identity("data", flipped, [], {})[0] != "data-db23114b320b"
+
+
+# ---- teachers of graded strength and notebook 06 (issue 22) -----------------------------------------
+
+
+def test_the_stages_keep_their_keys_when_no_teacher_snapshot_is_named():
+    """The fields added for teacher snapshots (NetworkTraining.snapshot_epochs, ScoringStage.teacher_epoch,
+    PruningStage.teacher_epoch) enter the run cache's key only when set: unset, each stage keeps the id it had
+    before the fields existed (computed then); set, it is another stage."""
+    smoke = hparams.profile("smoke")
+    teacher = hparams.NetworkTraining(smoke.teacher, smoke.teacher_training, None, 1)
+    scores = hparams.ScoringStage("teacher_guided", smoke.scoring, None)
+    pruned = hparams.PruningStage(0.9, "all", smoke.retraining, smoke.kd, 0)
+    assert runcache.stage_identity("teacher", teacher, ["data-db23114b320b"], {})[0] == "teacher-1c7e0d80c98a"
+    assert runcache.stage_identity("scores-teacher_guided", scores, ["student-x", "teacher-y"], {})[0] == (
+        "scores-teacher_guided-783b4bbf472d"
+    )
+    assert runcache.stage_identity("pruned", pruned, ["a"], {})[0] == "pruned-b1a1b4405a50"
+    with_snapshots = hparams.NetworkTraining(smoke.teacher, smoke.teacher_training, None, 1, (3, 5))
+    assert runcache.stage_identity("teacher", with_snapshots, ["data-db23114b320b"], {})[0] != "teacher-1c7e0d80c98a"
+    from_a_snapshot = hparams.PruningStage(0.9, "all", smoke.retraining, smoke.kd, 0, teacher_epoch=3)
+    assert runcache.stage_identity("pruned", from_a_snapshot, ["a"], {})[0] != "pruned-b1a1b4405a50"
+
+
+def test_every_profile_keeps_teacher_snapshots_within_its_teachers_training():
+    for name in hparams.PROFILES:
+        config = hparams.profile(name)
+        snapshots = config.teacher_help.snapshot_epochs
+        assert len(snapshots) >= 2 and max(snapshots) < config.teacher_training.epochs  # 3 teachers or more
+        assert len(config.teacher_help.retraining_epochs) >= 3
+        assert config.teacher_help.sparsity in (*config.sweep, 0.9841)  # a level the student is known to reach
+    assert hparams.profile("quick").teacher_help.sparsity == hparams.profile("fast").teacher_help.sparsity == 0.9841
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: hparams.TeacherHelpConfig(sparsity=1.0), r"sparsity takes sparsities in \[0, 1\)"),
+        (lambda: hparams.TeacherHelpConfig(retraining_epochs=()), "retraining_epochs is empty"),
+        (lambda: hparams.TeacherHelpConfig(retraining_epochs=(1, 0)), "retraining_epochs takes a whole number >= 1"),
+        (lambda: hparams.TeacherHelpConfig(seeds=()), "seeds is empty"),
+        (lambda: hparams.TeacherHelpConfig(snapshot_epochs=(2, 0)), "snapshot_epochs takes a whole number >= 1"),
+        (lambda: hparams.TeacherHelpConfig(snapshot_epochs=(2.5,)), "snapshot_epochs takes a whole number"),
+    ],
+)
+def test_a_bad_teacher_help_setting_is_refused_in_one_line(make, message):
+    with pytest.raises(InputError, match=message) as refused:
+        make()
+    assert "\n" not in str(refused.value)

@@ -26,7 +26,7 @@ def logits(values):
     return torch.tensor(values, dtype=torch.float64)
 
 
-# numpy references, written from the formulas in method.md section 2
+# numpy references, written from the formulas in docs/method.md section 2
 def np_normalize(z, eps=1e-7):
     z = np.asarray(z, dtype=np.float64)
     return (z - z.mean(axis=1, keepdims=True)) / (z.std(axis=1, keepdims=True) + eps)
@@ -208,3 +208,16 @@ def test_evaluating_restores_flags_after_an_error():
         assert not model.training and not model[0].training
         raise RuntimeError("boom")
     assert all(module.training for module in model.modules())
+
+
+def test_plain_order_is_hintons_kd_without_normalisation():
+    """order="plain" skips the normalisation: with beta = 0, CA-KLD is Hinton et al.'s KL(p_t || p_s) of
+    softmax(z / T), computed here with numpy; the logits' scale now matters (it cancels in the normalised orders)."""
+    zs, zt = np.asarray(STUDENT), np.asarray(TEACHER)
+    expected = np_kl(np_softmax(zt / 3.0), np_softmax(zs / 3.0))
+    assert ca_kld(logits(STUDENT), logits(TEACHER), 3.0, beta=0.0, order="plain").item() == pytest.approx(expected)
+    doubled = ca_kld(2 * logits(STUDENT), 2 * logits(TEACHER), 3.0, beta=0.0, order="plain").item()
+    assert doubled != pytest.approx(expected)
+    assert ca_kld(2 * logits(STUDENT), 2 * logits(TEACHER), 3.0, order="paper").item() == pytest.approx(
+        ca_kld(logits(STUDENT), logits(TEACHER), 3.0, order="paper").item(), rel=1e-6
+    )

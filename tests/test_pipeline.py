@@ -12,7 +12,7 @@ import torch
 from conftest import make_tree, require_dataset, save_image, stage_folders
 from tgkit import hparams, masker
 from tgkit.data import Augment
-from tgkit.hparams import ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
+from tgkit.hparams import KDConfig, ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
 from tgkit.study import cli, runcache
 from tgkit.study.pipeline import Experiment
 from tgkit.util import checkpoint
@@ -153,6 +153,11 @@ def tiny_config():
         (lambda e: e.pruned_result("teacher_guided", 0.9, kd=False, retraining_temperature=3.0), "pass kd=True"),
         (lambda e: e.pruned_result("teacher_guided", 0.9999), "unreachable"),
         (lambda e: e.pruned_result("no_such_criterion", 0.9), "unknown criterion"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, teacher_epoch=7), r"teacher_epoch 7: .* epochs \(\)"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, kd=False, kd_settings=KDConfig()), "pass kd=True"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, kd_settings=KDConfig(order="x")), "order must be"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, retraining_epochs=0), "epochs takes a whole number"),
+        (lambda e: e.scores("teacher_guided", teacher_epoch=1), "teacher_epoch 1"),
     ],
 )
 def test_bad_requests_fail_before_any_stage_folder_exists(tmp_path, call, message):
@@ -285,3 +290,90 @@ def test_the_augmentation_keys_the_data_stage_and_reaches_the_data(tmp_path):
         augments.append(experiment.data.augment)
     assert len(ids) == 3
     assert augments == [Augment(1, False), Augment(1, True), Augment(0, False)]
+
+
+# ---- teachers of graded strength: snapshots of the one teacher training (issue 22) ----------------
+
+
+def with_snapshots(config, *epochs):
+    return replace(config, teacher_help=replace(config.teacher_help, snapshot_epochs=epochs))
+
+
+def test_teacher_snapshots_are_states_of_the_one_training_and_change_nothing_else(tmp_path):
+    """A snapshot's validation accuracy is the one its epoch recorded in the history (the same weights, evaluated
+    the same way); taking snapshots draws no random number, so the trained teacher is the one a training
+    without snapshots gives; and the run cache holds one teacher stage, its snapshots inside."""
+    experiment = Experiment(with_snapshots(tiny_config(), 1), runs_dir=tmp_path / "a", device="cpu", progress=False)
+    (snapshot,) = experiment.teacher_snapshots()
+    history = experiment.teacher_result()["history"]
+    assert snapshot["epoch"] == 1 and snapshot["val_accuracy"] == history[0]["val_accuracy"]
+    assert 0 <= snapshot["test_accuracy"] <= 1 and not snapshot["model"].training
+    (folder,) = (tmp_path / "a").glob("teacher-*")
+    assert (folder / "snapshot-epoch1.pt").is_file() and not list(folder.glob(".*.tmp"))
+    plain = Experiment(tiny_config(), runs_dir=tmp_path / "b", device="cpu", progress=False).teacher()
+    with_them = experiment.teacher()
+    assert all(torch.equal(value, plain.state_dict()[key]) for key, value in with_them.state_dict().items())
+    assert experiment.dense_stages()[0].id != Experiment(tiny_config(), runs_dir=tmp_path).dense_stages()[0].id
+    assert Experiment(tiny_config(), runs_dir=tmp_path / "b").teacher_snapshots() == []
+
+
+def test_teacher_snapshots_survive_a_resume(tmp_path, monkeypatch):
+    """Killed after its second epoch's checkpoint, the teacher keeps the snapshot of epoch 1 (written then, not
+    again) and writes that of epoch 3 once resumed."""
+    config = with_snapshots(
+        replace(tiny_config(), teacher_training=replace(tiny_config().teacher_training, epochs=3)), 1, 3
+    )
+    real, calls = runcache.Stage.checkpointed, []
+
+    def killed_after_two_epochs(stage):
+        real(stage)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runcache.Stage, "checkpointed", killed_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).teacher_result()
+    (folder,) = tmp_path.glob("teacher-*")
+    first = folder / "snapshot-epoch1.pt"
+    written = first.stat().st_mtime_ns
+    assert not (folder / "snapshot-epoch3.pt").exists()
+    monkeypatch.setattr(runcache.Stage, "checkpointed", real)
+    resumed = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
+    snapshots = resumed.teacher_snapshots()
+    assert [s["epoch"] for s in snapshots] == [1, 3] and first.stat().st_mtime_ns == written
+    history = resumed.teacher_result()["history"]
+    assert [s["val_accuracy"] for s in snapshots] == [history[0]["val_accuracy"], history[2]["val_accuracy"]]
+
+
+def test_a_pruned_run_names_a_teacher_snapshot_its_length_and_its_kd_loss(tmp_path):
+    """Each of them is another stage of the run cache (scores of the snapshot, retraining from it, the length, the
+    loss); asked again, each is read back; and a magnitude run with CE ignores the teacher's snapshot."""
+    config = with_snapshots(tiny_config(), 1)
+
+    def experiment():
+        return Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
+
+    plain = experiment().pruned_stage("teacher_guided", 0.5)
+    variants = [
+        dict(teacher_epoch=1),
+        dict(retraining_epochs=2),
+        dict(kd_settings=KDConfig(order="plain", beta=0.0)),
+        dict(kd=False, teacher_epoch=1),
+    ]
+    ids = {plain.id} | {experiment().pruned_stage("teacher_guided", 0.5, **v).id for v in variants}
+    assert len(ids) == 1 + len(variants)
+    assert experiment().pruned_stage("magnitude", 0.5, kd=False, teacher_epoch=1).id == (
+        experiment().pruned_stage("magnitude", 0.5, kd=False).id
+    )
+    first = experiment().pruned_result("teacher_guided", 0.5, teacher_epoch=1, retraining_epochs=2)
+    assert len(first["history"]) == 2 and not first["cached"]
+    snapshot_scores = experiment().scores("teacher_guided", teacher_epoch=1)
+    trained_scores = experiment().scores("teacher_guided")
+    assert any(not torch.equal(snapshot_scores[name], trained_scores[name]) for name in trained_scores)
+    again = experiment()
+    assert again.pruned_result("teacher_guided", 0.5, teacher_epoch=1, retraining_epochs=2)["cached"]
+    assert (
+        again.pruned_result("teacher_guided", 0.5, teacher_epoch=1, retraining_epochs=2)["test_accuracy"]
+        == (first["test_accuracy"])
+    )

@@ -75,6 +75,7 @@ def test_report_has_a_line_per_entry(tiny_table):
         "torch.compile",
         "cudnn.benchmark",
         "timed",
+        "FLOP per image",
         "train teacher",
         "train dense",
         "train masked",
@@ -85,7 +86,27 @@ def test_report_has_a_line_per_entry(tiny_table):
         "eval",
         "warm-up",
     ]
-    assert any(line.startswith("scoring") and "extrapolated from 16" in line for line in lines)
+    assert any(line.startswith("scoring") and "from 16 measured" in line for line in lines)
+
+
+def test_flops_per_image_count_a_known_network_by_hand():
+    """conv 1->2, 3x3, on 4x4: 32 outputs x 9 multiply-adds; linear 32->3: 3 x 32. Forward: 2 x (288 + 96).
+    Backward: the conv's weight gradient (its input needs none) as much as its forward, the linear's
+    input and weight gradients twice its forward."""
+    network = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, padding=1, bias=False), torch.nn.Flatten(), torch.nn.Linear(32, 3, bias=False)
+    )
+    assert bench.flops_per_image(network, (1, 4, 4), backward=False) == 2 * (288 + 96)
+    assert bench.flops_per_image(network, (1, 4, 4), backward=True) == 2 * (288 + 96) + 2 * (288 + 2 * 96)
+
+
+def test_gflop_s_is_images_per_second_times_the_operations_of_an_image(tiny_table):
+    row = tiny_table.iloc[0]
+    student = bench.build_model("resnet10", 10, width=4)
+    per_image = bench.flops_per_image(student, (3, 32, 32), backward=True)
+    assert row["student_gflop_per_image"] == pytest.approx(per_image / 1e9)
+    assert row["dense_gflop_s"] == pytest.approx(row["dense_img_s"] * per_image / 1e9)
+    assert row["kd_gflop_s"] > row["kd_img_s"] * per_image / 1e9  # plus the teacher's forward
 
 
 def test_defaults_follow_the_device():

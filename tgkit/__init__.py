@@ -5,14 +5,18 @@ The layers, bottom up; a module imports from its own layer and those below it on
 
     util      tgkit.util: atomic files (checkpoint), the device and its clock (device), progress bars,
               the kit's errors, configuration as command-line flags, where files go by default
-              (locations); and tgkit.hparams, every setting
+              (locations), workers that end with their sweep (lifeline); and tgkit.hparams, every setting
     method    the modules here, one concept each, in the order of the pipeline:
-                  data           datasets by name, decoded once to uint8 tensors, fast batches with augmentation
-                  models         CIFAR-style ResNets built on torchvision, and a small CNN
+                  data           datasets by name, decoded once to uint8 tensors, fast batches with augmentation;
+                                 your own DataLoaders for training (data.Loaders)
+                  models         CIFAR-style ResNets built on torchvision, and a small CNN; PickLogits for a
+                                 network of your own whose forward returns more than its logits
                   losses         CA-KLD on normalised logits, and the total teacher-guided loss
                   scorer         teacher-guided importance (bias-corrected EMA of |W * dL/dW|) and baselines
                   masker         global one-shot masks, sparsity reports, mask algebra, masks that survive save/load
                   mask_analysis  what masks do per layer
+                  sensitivity    each layer pruned alone, without retraining: what it costs, ranked honestly
+                  distillation   why KD helps or not: how soft the teacher's targets are, each loss term's gradient
                   train          one training loop, pruned weights kept at zero (MaskEnforcer)
                   retrainer      sparsity-aware retraining, with or without knowledge distillation
                   colt           the iterative baselines COLT and LTH

@@ -6,6 +6,7 @@
     ScoringConfig    teacher-guided importance scoring (and SNIP's passes)
     ColtConfig       the iterative baselines COLT and LTH
     DeploymentConfig what notebook 05 exports and times (sizes, CPU latency per backend)
+    TeacherHelpConfig notebook 06's grid: teachers of graded strength against retraining lengths
     RunConfig        a whole run: data, both networks, every schedule, the sweep, COLT, deployment
     ClusterConfig    where a sweep's jobs run (local processes, SLURM job arrays)
     BenchConfig      what the throughput benchmark measures
@@ -132,7 +133,7 @@ class RetrainConfig(TrainConfig):
 
 @dataclass
 class KDConfig:
-    """Knowledge-distillation settings of the teacher-guided loss (method.md section 2)."""
+    """Knowledge-distillation settings of the teacher-guided loss (docs/method.md section 2)."""
 
     alpha: float = 0.7
     temperature: float = 3.0
@@ -148,7 +149,7 @@ class KDConfig:
 
 @dataclass
 class ScoringConfig:
-    """Teacher-guided importance scoring (method.md section 3); SNIP shares `ema`, `batch_size` and `precision`."""
+    """Teacher-guided importance scoring (docs/method.md section 3); SNIP shares `ema`, `batch_size` and `precision`."""
 
     epochs: int = 3  # E_acc
     ema: float = 0.9
@@ -172,14 +173,7 @@ class ScoringConfig:
 # warm-up over one epoch, then cosine decay) stands in for warm-up + step decay: the same shape,
 # without step milestones to tune.
 PAPER_ROUND_TRAINING = TrainConfig(
-    epochs=50,
-    batch_size=256,
-    lr=0.1,
-    momentum=0.9,
-    nesterov=False,
-    weight_decay=5e-4,
-    schedule="onecycle",
-    warmup_epochs=1.0,
+    epochs=50, batch_size=256, lr=0.1, momentum=0.9, nesterov=False, weight_decay=5e-4, warmup_epochs=1.0
 )
 
 
@@ -210,10 +204,8 @@ class ColtConfig:
         check_whole("partitions", self.partitions, note="class blocks, each trained by its own network")
         if not 0 < self.prune_rate < 1:
             raise InputError(f"prune_rate must be in (0, 1), got {self.prune_rate!r}")
-        if not 0 <= self.target_sparsity < 1:
-            raise InputError(f"target_sparsity must be in [0, 1), got {self.target_sparsity!r}")
-        if self.over not in OVER:
-            raise InputError(f"over must be one of {OVER}, got {self.over!r}")
+        _levels("target_sparsity", (self.target_sparsity,))
+        check_choice("over", self.over, OVER)
 
     @property
     def method(self) -> str:
@@ -242,6 +234,34 @@ class DeploymentConfig:
         check_some("batch_sizes", self.batch_sizes, "batch size", "(1, 64)")
         for size in self.batch_sizes:
             check_whole("batch_sizes", size, note="images per timed call")
+
+
+@dataclass(frozen=True)
+class TeacherHelpConfig:
+    """Teachers of graded strength, and notebook 06, "When does the teacher help?" (`tgkit.study.teacher_help`).
+
+    snapshot_epochs: the epochs of the teacher's training whose weights are kept beside the trained teacher
+        (`Experiment.teacher_snapshots`): teachers of graded strength from one training; None keeps none, and
+        epochs past `RunConfig.teacher_training.epochs` are left out (a shortened training keeps fewer).
+    The grid: at `sparsity` (over all weights) the dense student is pruned by the scores of each teacher (every
+    snapshot and the trained teacher) and by magnitude, and retrained for each length of `retraining_epochs`,
+    with KD from that teacher and with CE alone, once per seed of `seeds`. The ablation of the KD loss
+    retrains as long as `RunConfig.retraining` does, at the strongest teacher, with the first seed.
+    """
+
+    snapshot_epochs: tuple[int, ...] | None = None
+    sparsity: float = 0.9841
+    retraining_epochs: tuple[int, ...] = (1, 2, 4)
+    seeds: tuple[int, ...] = (0, 1)
+
+    def __post_init__(self):
+        _levels("sparsity", (self.sparsity,))
+        check_some("retraining_epochs", self.retraining_epochs, "retraining length", "(1, 2, 4)")
+        check_some("seeds", self.seeds, "retraining seed", "(0, 1)")
+        for epochs in self.retraining_epochs:
+            check_whole("retraining_epochs", epochs, note="epochs of retraining")
+        for epoch in self.snapshot_epochs or ():
+            check_whole("snapshot_epochs", epoch, note="an epoch of the teacher's training, counted from 1")
 
 
 @dataclass
@@ -274,6 +294,7 @@ class RunConfig:
     # before it measured them (on the same device in a batch; the table marks them "run cache").
     latency_from_scratch: bool = True
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)  # notebook 05
+    teacher_help: TeacherHelpConfig = field(default_factory=TeacherHelpConfig)  # the teacher's snapshots, notebook 06
 
     def __post_init__(self):
         if isinstance(self.val_fraction, bool) or not 0 < self.val_fraction < 1:
@@ -319,34 +340,40 @@ class DataConfig:
 @dataclass(frozen=True)
 class NetworkTraining:
     """A dense network's training stage: the teacher (kd None), or the dense student (kd: what it
-    learns from the teacher's outputs, or None for labels only). `init_seed` seeds its initial weights."""
+    learns from the teacher's outputs, or None for labels only). `init_seed` seeds its initial weights.
+    `snapshot_epochs`: the epochs whose weights are kept beside the trained network (keyed only when set)."""
 
     model: ModelSpec
     training: TrainConfig
     kd: KDConfig | None
     init_seed: int
+    snapshot_epochs: tuple[int, ...] | None = field(default=None, metadata={"key": "if set"})
 
 
 @dataclass(frozen=True)
 class ScoringStage:
     """One criterion's scores of the dense student. `settings` is None for a criterion that reads no
-    scoring setting, `seed` None for one that draws no random numbers (`scorer.CRITERIA` says which)."""
+    scoring setting, `seed` None for one that draws no random numbers (`scorer.CRITERIA` says which).
+    `teacher_epoch`: the teacher snapshot that scores (None, unkeyed: the trained teacher, or no teacher)."""
 
     criterion: str
     settings: ScoringConfig | None
     seed: int | None
+    teacher_epoch: int | None = field(default=None, metadata={"key": "if set"})
 
 
 @dataclass(frozen=True)
 class PruningStage:
     """Pruning the dense student by one criterion's scores at `sparsity` (counted `over` all weights or the
-    prunable ones) and retraining it: with KD from the teacher (kd set) or with cross-entropy (kd None)."""
+    prunable ones) and retraining it: with KD from the teacher (kd set) or with cross-entropy (kd None).
+    `teacher_epoch`: the teacher snapshot KD learns from (None, unkeyed: the trained teacher, or no KD)."""
 
     sparsity: float
     over: str
     retraining: TrainConfig
     kd: KDConfig | None
     seed: int
+    teacher_epoch: int | None = field(default=None, metadata={"key": "if set"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,9 +420,8 @@ class BenchConfig:
 
     def __post_init__(self):
         for name in ("width", "teacher_width", "batch_size", "steps", "eval_images", "rounds", "train_images"):
-            check_whole(
-                f"--{name.replace('_', '-')}", getattr(self, name), optional=name not in ("rounds", "train_images")
-            )
+            flag, optional = f"--{name.replace('_', '-')}", name not in ("rounds", "train_images")
+            check_whole(flag, getattr(self, name), optional=optional)
         check_whole("--warmup", self.warmup, least=0, optional=True)
 
 
@@ -448,35 +474,37 @@ class ClusterConfig:
 # the profiles: one function each, the COLT baseline of each included
 
 
+def _colt(student: ModelSpec, training: TrainConfig, round_epochs: int, target: float) -> ColtConfig:
+    """COLT on the profile's student: rounds of `round_epochs` epochs, the ticket trained as the dense student."""
+    rounds = replace(training, epochs=round_epochs)
+    return ColtConfig(student, round_training=rounds, final_training=replace(training), target_sparsity=target)
+
+
 def _smoke(dataset: str) -> RunConfig:
-    student = ModelSpec("resnet10", 8)
+    student, training = ModelSpec("resnet10", 8), TrainConfig(epochs=12, batch_size=64, lr=0.05)
     return RunConfig(
         profile="smoke",
         dataset=dataset,
         teacher=ModelSpec("resnet10", 16),
         student=student,
-        teacher_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
-        student_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
+        teacher_training=replace(training),
+        student_training=replace(training),
         retraining=RetrainConfig(epochs=8, batch_size=64, lr=0.05),
         scoring=ScoringConfig(epochs=3, batch_size=64),
         sparsities=(0.90, 0.95),
         sweep=(0.5, 0.9, 0.95),
         seeds=(0, 1),
+        # teachers of about 60% and 90% beside the trained one (98%) and the dense student (95%)
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(3, 5), sparsity=0.95, retraining_epochs=(2, 4, 8)),
         deployment=DeploymentConfig(
             sparsities=(0.5, 0.9, 0.98), batch_sizes=(1, 32), min_run_time=0.02, layer_min_run_time=0.005
         ),
-        # 3 epochs a round, ~10 rounds to 90%
-        colt=ColtConfig(
-            model=student,
-            round_training=TrainConfig(epochs=3, batch_size=64, lr=0.05),
-            final_training=TrainConfig(epochs=12, batch_size=64, lr=0.05),
-            target_sparsity=0.90,
-        ),
+        colt=_colt(student, training, round_epochs=3, target=0.90),  # ~10 rounds to 90%
     )
 
 
 def _quick(dataset: str) -> RunConfig:
-    student = ModelSpec("resnet10", 16)
+    student, training = ModelSpec("resnet10", 16), TrainConfig(epochs=10, batch_size=128, lr=0.1)
     return RunConfig(
         profile="quick",
         dataset=dataset,
@@ -484,33 +512,29 @@ def _quick(dataset: str) -> RunConfig:
         teacher=ModelSpec("resnet18", 16),
         student=student,
         # bf16 on a CPU with bf16 units (about twice fp32: the README) pays for 10 epochs instead of 6
-        teacher_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
-        student_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
+        teacher_training=replace(training),
+        student_training=replace(training),
         retraining=RetrainConfig(epochs=2, batch_size=128, lr=0.05),
         scoring=ScoringConfig(epochs=1, batch_size=256),
         sweep=(0.5046, 0.90, 0.977),
         baseline_sweep=(0.90, 0.977),
         temperatures=(3.0, 5.0),
+        # notebook 06 in about 20 minutes: three teachers, three short retraining lengths, two seeds
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(2, 5), retraining_epochs=(1, 2, 3)),
         latency_from_scratch=False,
-        # 1 epoch a round (a block holds 1/P of the images); the ticket as long as the dense student
-        colt=ColtConfig(
-            model=student,
-            round_training=TrainConfig(epochs=1, batch_size=128, lr=0.1),
-            final_training=TrainConfig(epochs=10, batch_size=128, lr=0.1),
-            target_sparsity=0.90,
-        ),
+        colt=_colt(student, training, round_epochs=1, target=0.90),  # a block holds 1/P of the images
     )
 
 
 def _fast(dataset: str) -> RunConfig:
-    student = ModelSpec("resnet18", 64)
+    student, training = ModelSpec("resnet18", 64), TrainConfig(epochs=15, batch_size=512, lr=0.4)
     return RunConfig(
         profile="fast",
         dataset=dataset,
         teacher=ModelSpec("resnet50", 64),
         student=student,
-        teacher_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
-        student_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
+        teacher_training=replace(training),
+        student_training=replace(training),
         retraining=RetrainConfig(epochs=4, batch_size=512, lr=0.2),
         # a GPU profile: "auto" scores in bf16 there, as it trains; bf16 forward passes keep the ranking of
         # fp32 scoring (tests/test_scorer.py holds their masks' overlap to a floor; the README gives it)
@@ -520,13 +544,8 @@ def _fast(dataset: str) -> RunConfig:
         baseline_sweep=(0.90, 0.9841),
         temperature_sweep=(0.9841,),
         latency_from_scratch=False,
-        # one epoch a round to the paper's 97.7%, the ticket as long as the dense student
-        colt=ColtConfig(
-            model=student,
-            round_training=TrainConfig(epochs=1, batch_size=512, lr=0.4),
-            final_training=TrainConfig(epochs=15, batch_size=512, lr=0.4),
-            target_sparsity=0.977,
-        ),
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(2, 5, 10), retraining_epochs=(1, 2, 4), seeds=(0, 1, 2)),
+        colt=_colt(student, training, round_epochs=1, target=0.977),  # one epoch a round to the paper's 97.7%
     )
 
 
@@ -542,6 +561,7 @@ def _full(dataset: str) -> RunConfig:
         retraining=RetrainConfig(epochs=15, batch_size=512, lr=0.2),
         scoring=ScoringConfig(epochs=3, batch_size=512, precision="auto"),  # bf16 on a GPU, as in `_fast`
         seeds=(0,),
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(5, 10, 20), retraining_epochs=(2, 5, 15), seeds=(0, 1, 2)),
         # the paper's recipe, 50 epochs a round and for the ticket: ~15 rounds, some 800 epochs of full-data work
         colt=ColtConfig(model=student, target_sparsity=0.977),
     )

@@ -7,6 +7,8 @@ of the teacher's logits, not their scale:
     norm(z)  = (z - mean(z)) / (std(z) + eps)            per sample, over the classes
     zt       = norm(z) / T                               order="paper" (default)
     zt       = norm(z / T)                               order="authors" (their notebooks)
+    zt       = z / T                                     order="plain": no normalisation, Hinton et al.'s KD
+                                                         (with beta = 0, the mean-seeking KL alone)
     p        = softmax(zt)
     CA-KLD   = beta * KL(p_s || p_t) + (1 - beta) * KL(p_t || p_s)
     L        = alpha * T^2 * CA-KLD + (1 - alpha) * CE(z_s, y)
@@ -30,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tgkit.models import logits_of
 from tgkit.util.errors import InputError
 
-ORDERS = ("paper", "authors")
+ORDERS = ("paper", "authors")  # the two orders of normalising and dividing by T
+PLAIN = "plain"  # no normalisation: the reference the normalised orders are measured against
 
 
 def normalize_logits(z: Tensor, eps: float = 1e-7) -> Tensor:
@@ -69,8 +73,8 @@ def ca_kld(
     """
     _check_same_classes(student_logits, teacher_logits)
     _check_ca_kld_settings(temperature, beta, order)
-    log_p_student = F.log_softmax(_tempered(student_logits, temperature, order), dim=-1)
-    log_p_teacher = F.log_softmax(_tempered(teacher_logits, temperature, order), dim=-1)
+    log_p_student = F.log_softmax(tempered(student_logits, temperature, order), dim=-1)
+    log_p_teacher = F.log_softmax(tempered(teacher_logits, temperature, order), dim=-1)
     mode_seeking = kl_divergence(log_p_student, log_p_teacher)
     mean_seeking = kl_divergence(log_p_teacher, log_p_student)
     return beta * mode_seeking + (1 - beta) * mean_seeking
@@ -116,7 +120,7 @@ def confidence_beta(teacher: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]
     confidence_sum, samples = torch.zeros((), dtype=torch.float64), 0
     with evaluating(teacher), torch.no_grad():
         for inputs, targets in batches:
-            probabilities = teacher(inputs).softmax(dim=-1)
+            probabilities = logits_of(teacher(inputs)).softmax(dim=-1)
             confidence_sum = confidence_sum + probabilities.gather(-1, targets.view(-1, 1)).double().sum()
             samples += targets.numel()
     if samples == 0:
@@ -140,7 +144,10 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             module.training = was_training
 
 
-def _tempered(logits: Tensor, temperature: float, order: str) -> Tensor:
+def tempered(logits: Tensor, temperature: float, order: str) -> Tensor:
+    """zt of the module docstring: norm(z) / T ("paper"), norm(z / T) ("authors") or z / T ("plain")."""
+    if order == PLAIN:
+        return logits / temperature
     if order == "paper":
         return normalize_logits(logits) / temperature
     return normalize_logits(logits / temperature)
@@ -163,9 +170,10 @@ def _check_ca_kld_settings(temperature: float, beta: float, order: str) -> None:
             f"with confidence_beta(teacher, batches)."
         )
     _check_unit_interval("beta", beta)
-    if order not in ORDERS:
+    if order not in (*ORDERS, PLAIN):
         raise InputError(
-            f"order must be one of {ORDERS} ('paper': norm(z) / T, 'authors': norm(z / T)), got {order!r}."
+            f"order must be one of {ORDERS} ('paper': norm(z) / T, 'authors': norm(z / T)) or {PLAIN!r} "
+            f"(z / T, no normalisation), got {order!r}."
         )
 
 

@@ -5,6 +5,7 @@ agree, and which layers a global threshold empties (and whether that cuts the ne
     layer_table(model, masks)                       per layer and criterion: kept, overlap, collapsed, cut
     sparsity_table(model, masks, target)            per criterion: the sparsity reached, overlap, emptied layers
     mask_overlap(a, b)                              Jaccard similarity of the weights two masks keep
+    residual_blocks(model)                          the branch and shortcut convolutions of every residual block
 
 Tables are tidy pandas frames, one observation per row, so that they save as CSV and plot directly
 (`report.importance`).
@@ -65,6 +66,28 @@ def collapsed_layers(masks: Mapping[str, Tensor]) -> list[str]:
     return [name for name, mask in masks.items() if mask.numel() and not mask.any()]
 
 
+def residual_blocks(model: nn.Module) -> list[tuple[list[str], list[str]]]:
+    """(branch, shortcut) of every residual block of `model` (torchvision's `BasicBlock` or `Bottleneck`), in
+    model order: the weight names of the convolutions on each of its two paths, out = relu(branch(x) +
+    shortcut(x)). The shortcut list is empty where the shortcut is the identity."""
+    blocks = []
+    for block_name, block in model.named_modules():
+        if not isinstance(block, (BasicBlock, Bottleneck)):
+            continue
+        branch = [
+            f"{block_name}.{name}.weight" for name, child in block.named_children() if isinstance(child, nn.Conv2d)
+        ]
+        shortcut = []
+        if block.downsample is not None:
+            shortcut = [
+                f"{block_name}.downsample.{name}.weight"
+                for name, child in block.downsample.named_children()
+                if isinstance(child, nn.Conv2d)
+            ]
+        blocks.append((branch, shortcut))
+    return blocks
+
+
 def cut_layers(model: nn.Module, masks: Mapping[str, Tensor]) -> list[str]:
     """The emptied tensors that cut the network: no signal passes them, and nothing goes around them.
 
@@ -76,23 +99,11 @@ def cut_layers(model: nn.Module, masks: Mapping[str, Tensor]) -> list[str]:
     """
     collapsed = set(collapsed_layers(masks))
     cut = set(collapsed)
-    for block_name, block in model.named_modules():
-        if not isinstance(block, (BasicBlock, Bottleneck)):
-            continue
-        branch = {
-            f"{block_name}.{name}.weight" for name, child in block.named_children() if isinstance(child, nn.Conv2d)
-        }
-        shortcut = set()
-        if block.downsample is not None:
-            shortcut = {
-                f"{block_name}.downsample.{name}.weight"
-                for name, child in block.downsample.named_children()
-                if isinstance(child, nn.Conv2d)
-            }
-        if not shortcut & collapsed:
-            cut -= branch
-        if not branch & collapsed:
-            cut -= shortcut
+    for branch, shortcut in residual_blocks(model):
+        if not collapsed.intersection(shortcut):
+            cut -= set(branch)
+        if not collapsed.intersection(branch):
+            cut -= set(shortcut)
     return [name for name in masks if name in cut]
 
 

@@ -60,7 +60,14 @@ CACHE_READ_S = 1.0  # a later notebook reading the decoded cache
 CHECKPOINT_BYTES_PER_S = 1.0e9  # torch.save + fsync of a resume checkpoint: 134 MB in 0.13 s
 MASK_S_PER_MILLION = 0.02  # masker.global_masks (kthvalue) on the CPU: 11.2 M scores in 0.21 s, 2 threads
 # Figures each notebook saves (tests/test_batch.py lists them).
-FIGURES = {"01": 2, "02": 3, "03": 2, "04": 3}
+FIGURES = {"01": 2, "02": 6, "03": 2, "04": 3}
+# Notebook 02's extra work: exercise 1 scores one epoch at a chosen EMA momentum (uncached); the explorer
+# scores teacher-guided at EXPLORER_SCORINGS loss settings (alpha 0 and 1, beta 0 and 1: its VARIANTS); the
+# layer sensitivity evaluates the validation split once per prunable layer and level of its LEVELS, an upper
+# bound (it shares each batch's forward pass up to the pruned layer). tests/test_budget.py reads both counts
+# from the notebook.
+EXPLORER_SCORINGS = 4
+SENSITIVITY_LEVELS = 6
 COLUMNS = ("notebook", "stage", "kind", "images", "rate", "img_s", "seconds", "source")
 
 
@@ -102,6 +109,14 @@ def network_sizes(config: RunConfig, spec: ModelSpec) -> tuple[int, int]:
         model = models.build_model(spec.arch, classes, in_channels=shape[0], width=spec.width)
     prunable = sum(param.numel() for param in masker.prunable_parameters(model).values())
     return sum(param.numel() for param in model.parameters()), prunable
+
+
+def prunable_layers(config: RunConfig, spec: ModelSpec) -> int:
+    """How many prunable weight tensors (layers) `spec` has, counted on the meta device."""
+    _, _, shape, classes = _shape(config)
+    with torch.device("meta"):
+        model = models.build_model(spec.arch, classes, in_channels=shape[0], width=spec.width)
+    return len(masker.prunable_parameters(model))
 
 
 def stage_plan(config: RunConfig, rates: Mapping[str, float], *, device_type: str = "cuda") -> pd.DataFrame:
@@ -166,13 +181,29 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float], *, device_type: st
     ]
     for stage, epochs, rate, eval_rate, params in one_shot:
         training("01", stage, epochs, rate, eval_rate, params=params)
+    snapshots = [e for e in config.teacher_help.snapshot_epochs or () if e <= config.teacher_training.epochs]
+    if snapshots:
+        steps(
+            "01",
+            f"teacher snapshots ({len(snapshots)}): validation and test",
+            len(snapshots) * (val + test),
+            "teacher_eval_img_s",
+        )
+        checkpoints("01", "teacher snapshots", len(snapshots), 4 * teacher_params)
     for notebook in ("02", "03", "04"):
         start = BATCH_START_S + KERNEL_START_S + CACHE_READ_S
         add(notebook, "batch process, kernel start, imports, the decoded data", "host", start, MEASURED)
 
     steps("02", "teacher-guided scores", config.scoring.epochs * train, "score_s_per_50k")
     steps("02", "SNIP scores", train, "score_s_per_50k")
-    masks("02", 3)  # each criterion's, at the notebook's sparsity
+    steps("02", "exercise 1: teacher-guided scores, one epoch", train, "score_s_per_50k")
+    explorer = EXPLORER_SCORINGS * config.scoring.epochs * train
+    steps(
+        "02", f"the explorer: teacher-guided scores at {EXPLORER_SCORINGS} loss settings", explorer, "score_s_per_50k"
+    )
+    levels = SENSITIVITY_LEVELS * prunable_layers(config, config.student)
+    steps("02", f"layer sensitivity: {levels} layer-levels, validation", levels * val, "eval_img_s")
+    masks("02", 3 + 1 + EXPLORER_SCORINGS)  # each criterion's, exercise 1's, the explorer's
 
     runs = sweep.plan(config)  # the sweep's own plan: the runs notebook 03 makes
     kd_runs = sum(run.kd for run in runs)

@@ -13,6 +13,11 @@ real `ImageData.batches` path, so that the augmentation on the device is part of
                      images (one CIFAR epoch), extrapolated from the batches measured
     eval             `train.evaluate`, of the student and of the teacher
 
+Beside each rate stands the arithmetic it sustains, in GFLOP/s: the floating-point operations of one
+image's step, counted once by torch's `FlopCounterMode` (a multiply-add is 2; the dense count, so a
+masked step's zeros count like any other weight), times images/s. Set against the processor's peak
+this says whether a step is compute-bound or wasted on overhead and memory traffic.
+
 Warm-up steps, and with them torch.compile's compilation, are not timed; queued GPU work is
 synchronised before every clock read. The kinds of training step are timed in alternating rounds
 and each reports its median round, so that a machine that slows down or speeds up during the run
@@ -37,6 +42,7 @@ from functools import partial
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from tgkit import masker, scorer
 from tgkit.data import ImageData
@@ -237,6 +243,42 @@ def time_evaluation(config: BenchConfig, data: ImageData, device: torch.device) 
     return rates
 
 
+def flops_per_image(model: nn.Module, image_shape: tuple[int, int, int], *, backward: bool) -> float:
+    """Floating-point operations of one image through `model` (forward, and backward too if asked), counted
+    on a copy in train mode on the CPU with a batch of two images (BatchNorm needs more than one)."""
+    counted = copy.deepcopy(model).cpu().float().train()
+    x = torch.zeros(2, *image_shape)
+    with FlopCounterMode(display=False) as counter:
+        loss = counted(x).float().sum()
+        if backward:
+            loss.backward()
+    return counter.get_total_flops() / 2
+
+
+def arithmetic(config: BenchConfig, row: dict) -> dict:
+    """GFLOP/s of each kind of step: its measured images/s times its operations per image."""
+    shape = config.image_shape
+    student = build_model(config.arch, NUM_CLASSES, in_channels=shape[0], width=config.width)
+    teacher = build_model(config.teacher_arch, NUM_CLASSES, in_channels=shape[0], width=config.teacher_width)
+    student_step = flops_per_image(student, shape, backward=True)
+    teacher_forward = flops_per_image(teacher, shape, backward=False)
+    per_image = {
+        "teacher": flops_per_image(teacher, shape, backward=True),
+        "dense": student_step,
+        "masked": student_step,
+        "kd": student_step + teacher_forward,
+        "eval": flops_per_image(student, shape, backward=False),
+        "teacher_eval": teacher_forward,
+    }
+    gflop_s = {f"{kind}_gflop_s": row[f"{kind}_img_s"] * flops / 1e9 for kind, flops in per_image.items()}
+    scoring_rate = EPOCH_IMAGES / row["score_s_per_50k"]  # the student's step and the teacher's forward
+    return gflop_s | {
+        "score_gflop_s": scoring_rate * per_image["kd"] / 1e9,
+        "student_gflop_per_image": student_step / 1e9,
+        "teacher_gflop_per_image": per_image["teacher"] / 1e9,
+    }
+
+
 def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] = lambda message: None) -> pd.DataFrame:
     """Measure everything (see the module docstring) and return one row: the settings, then the numbers."""
     config = resolved(config or BenchConfig())
@@ -267,6 +309,7 @@ def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] =
     row |= time_scoring(config, data, device)
     say("timing evaluation")
     row |= time_evaluation(config, data, device)
+    row |= arithmetic(config, row)
     return pd.DataFrame([row])
 
 
@@ -285,14 +328,27 @@ REPORT_LINES = (
     ("torch.compile", "{compile}"),
     ("cudnn.benchmark", "{cudnn_benchmark}"),
     ("timed", "{rounds} rounds x {steps} steps of each kind, median round"),
-    ("train teacher", "{teacher_img_s:10,.0f} images/s"),
-    ("train dense", "{dense_img_s:10,.0f} images/s"),
-    ("train masked", "{masked_img_s:10,.0f} images/s   ({sparsity:.0%} sparse, MaskEnforcer)"),
+    (
+        "FLOP per image",
+        "{student_gflop_per_image:10.3f} GFLOP a student's step, the teacher's {teacher_gflop_per_image:.3f}",
+    ),
+    ("train teacher", "{teacher_img_s:10,.0f} images/s  {teacher_gflop_s:8,.1f} GFLOP/s"),
+    ("train dense", "{dense_img_s:10,.0f} images/s  {dense_gflop_s:8,.1f} GFLOP/s"),
+    (
+        "train masked",
+        "{masked_img_s:10,.0f} images/s  {masked_gflop_s:8,.1f} GFLOP/s  ({sparsity:.0%} sparse, MaskEnforcer; dense count)",
+    ),
     ("masked overhead", "{masked_overhead_pct:+10.1f} % time per step"),
     ("MaskEnforcer alone", "{enforcer_ms:10.2f} ms per step"),
-    ("retrain with KD", "{kd_img_s:10,.0f} images/s   (masked + teacher forward + teacher-guided loss)"),
-    ("scoring", "{score_s_per_50k:10,.1f} s per 50,000 images (extrapolated from {score_images:,} measured)"),
-    ("eval", "{eval_img_s:10,.0f} images/s   (teacher: {teacher_eval_img_s:,.0f} images/s)"),
+    ("retrain with KD", "{kd_img_s:10,.0f} images/s  {kd_gflop_s:8,.1f} GFLOP/s  (masked + teacher forward + loss)"),
+    (
+        "scoring",
+        "{score_s_per_50k:10,.1f} s per 50,000 images, {score_gflop_s:,.1f} GFLOP/s (from {score_images:,} measured)",
+    ),
+    (
+        "eval",
+        "{eval_img_s:10,.0f} images/s  {eval_gflop_s:8,.1f} GFLOP/s  (teacher: {teacher_eval_img_s:,.0f} images/s, {teacher_eval_gflop_s:,.1f} GFLOP/s)",
+    ),
     ("warm-up", "{warmup_s:10.1f} s, untimed above (torch.compile's compilation, if on, is in it)"),
 )
 

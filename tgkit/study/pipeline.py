@@ -3,6 +3,10 @@
     teacher -> dense student -> importance scores -> one-shot global masks -> retraining (KD or not)
     and, on the same data, the iterative baseline COLT (or LTH)
 
+The teacher's stage keeps snapshots at the epochs of `config.teacher_help.snapshot_epochs`: teachers of
+graded strength from one training (`teacher_snapshots`); scores and KD retraining can name one of them
+(`teacher_epoch`), each keyed in the run cache like any other setting.
+
 Every stage is a stage of the run cache (`tgkit.study.runcache`), keyed by its own dataclass of
 `tgkit.hparams` (`NetworkTraining`, `ScoringStage`, `PruningStage`, `ColtConfig`), the stages it builds
 on and the device: the same configuration reuses a stage, a changed one never does, notebooks share
@@ -29,6 +33,7 @@ from torch import nn
 from tgkit import colt, data, losses, masker, models, scorer
 from tgkit.hparams import ColtConfig, KDConfig, ModelSpec, NetworkTraining, PruningStage, RunConfig, ScoringStage
 from tgkit.retrainer import retrain
+from tgkit.study import snapshots, summary
 from tgkit.study.runcache import RunCache, Stage
 from tgkit.train import check_batch_fits, evaluate, fit
 from tgkit.util import checkpoint, locations
@@ -134,9 +139,10 @@ class Experiment:
     # ---- stage 1 and 2: dense networks --------------------------------------------------------
     def _teacher_stage(self) -> Stage:
         c = self.config
+        kept = sorted({epoch for epoch in c.teacher_help.snapshot_epochs or () if epoch <= c.teacher_training.epochs})
         return self.cache.stage(
             "teacher",
-            NetworkTraining(c.teacher, c.teacher_training, None, self._init_seed(TEACHER_INIT)),
+            NetworkTraining(c.teacher, c.teacher_training, None, self._init_seed(TEACHER_INIT), tuple(kept) or None),
             upstream=[self.data_id],
         )
 
@@ -166,6 +172,7 @@ class Experiment:
                 progress=self.progress,
                 after_checkpoint=stage.checkpointed,
                 checkpoint_every_s=self.checkpoint_every_s,
+                after_epoch=snapshots.saver(stage, self.data, self.device),
             )
             stage.save(model.state_dict(), "model.pt")
             accuracy = evaluate(model, self.data, "test", device=self.device, precision=settings.training.precision)
@@ -186,6 +193,22 @@ class Experiment:
     def teacher(self) -> nn.Module:
         return self.teacher_result()["model"]
 
+    def teacher_snapshots(self) -> list[dict]:
+        """The teacher at each epoch of `config.teacher_help.snapshot_epochs`, in epoch order: {"epoch", "model",
+        "val_accuracy", "test_accuracy"}, states of the one teacher training (trained now unless cached)."""
+        return [self._snapshot(epoch) for epoch in self._teacher_stage().config.snapshot_epochs or ()]
+
+    def _snapshot(self, epoch: int) -> dict:
+        stage = self._teacher_stage()
+        if not stage.done:
+            self.teacher_result()  # the teacher's training writes its snapshots
+        model = self._build(self.config.teacher, self._init_seed(0))
+        return snapshots.load(stage, epoch, model.to(self.device))
+
+    def _teacher_at(self, epoch: int | None) -> nn.Module:
+        """The trained teacher (None) or its snapshot at `epoch`."""
+        return self.teacher() if epoch is None else self._snapshot(epoch)["model"]
+
     def student_result(self) -> dict:
         """The dense student, trained with KD from the teacher when `config.student_kd` is set."""
         teacher = self.teacher() if self.config.student_kd is not None else None
@@ -196,7 +219,12 @@ class Experiment:
 
     # ---- stage 3 and 4: importance and masks -------------------------------------------------
     def scores_stage(
-        self, criterion: str, *, scoring_temperature: float | None = None, seed: int | None = None
+        self,
+        criterion: str,
+        *,
+        scoring_temperature: float | None = None,
+        seed: int | None = None,
+        teacher_epoch: int | None = None,
     ) -> Stage:
         """The run-cache stage of `scores(criterion, ...)`, without computing anything."""
         seed = self._seed(seed)
@@ -204,28 +232,30 @@ class Experiment:
         settings = self.config.scoring
         if scoring_temperature is not None:
             settings = replace(settings, kd=_with_temperature(settings.kd, scoring_temperature, "scoring_temperature"))
+        teacher_epoch = snapshots.checked_epoch(self.config, teacher_epoch) if chosen.needs_teacher else None
         upstream = [self._student_stage().id] + ([self._teacher_stage().id] if chosen.needs_teacher else [])
         return self.cache.stage(
             f"scores-{criterion}",
-            ScoringStage(criterion, settings if chosen.needs_data else None, seed if chosen.uses_seed else None),
+            ScoringStage(
+                criterion, settings if chosen.needs_data else None, seed if chosen.uses_seed else None, teacher_epoch
+            ),
             upstream=upstream,
         )
 
-    def scores(
-        self, criterion: str = "teacher_guided", *, scoring_temperature: float | None = None, seed: int | None = None
-    ) -> dict[str, torch.Tensor]:
+    def scores(self, criterion: str = "teacher_guided", **options) -> dict[str, torch.Tensor]:
         """Importance of every prunable weight of the dense student by `criterion` (see `scorer.CRITERIA`).
 
-        `scoring_temperature`: the temperature of the scoring loss (None: `config.scoring.kd`'s).
-        `seed`: of the random criterion (None: `config.seed`).
+        `options`, as `scores_stage` takes them: `scoring_temperature`, the temperature of the scoring loss (None:
+        `config.scoring.kd`'s); `seed`, of the random criterion (None: `config.seed`); `teacher_epoch`, the
+        teacher snapshot that scores (a criterion that needs the teacher; None: the trained teacher).
         """
-        stage = self.scores_stage(criterion, scoring_temperature=scoring_temperature, seed=seed)
+        stage = self.scores_stage(criterion, **options)
         settings: ScoringStage = stage.config
         chosen = scorer.criterion(criterion)
 
         def compute(stage: Stage) -> dict:
             student = self.student()
-            teacher = self.teacher() if chosen.needs_teacher else None
+            teacher = self._teacher_at(settings.teacher_epoch) if chosen.needs_teacher else None
             batches = (
                 self.data.batches("train", settings.settings.batch_size, device=self.device, seed=self.config.seed)
                 if chosen.needs_data
@@ -238,7 +268,7 @@ class Experiment:
                     teacher=teacher,
                     batches=batches,
                     settings=settings.settings,
-                    seed=self._seed(seed),
+                    seed=self._seed(settings.seed),
                     progress=self.progress,
                 ),
                 "scores.pt",
@@ -248,19 +278,11 @@ class Experiment:
         self._run(stage, compute)
         return stage.load("scores.pt")
 
-    def masks(
-        self,
-        criterion: str,
-        sparsity: float,
-        *,
-        over: str = "all",
-        scoring_temperature: float | None = None,
-        seed: int | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def masks(self, criterion: str, sparsity: float, *, over: str = "all", **options) -> dict[str, torch.Tensor]:
         """One-shot global masks at `sparsity`, measured `over` "all" weights (the paper's tables) or "prunable";
-        made on the experiment's device, handed back on the CPU."""
+        made on the experiment's device, handed back on the CPU. `options`: as `scores` takes them."""
         ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
-        scores = self.scores(criterion, scoring_temperature=scoring_temperature, seed=seed)
+        scores = self.scores(criterion, **options)
         masks = masker.global_masks(self._on_device(scores), ratio)
         return {name: keep.cpu() for name, keep in masks.items()}
 
@@ -274,23 +296,32 @@ class Experiment:
         over: str = "all",
         retraining_temperature: float | None = None,
         seed: int | None = None,
+        **retraining,
     ) -> dict:
         """Prune the dense student at `sparsity` by `criterion` and retrain it, with KD or without.
 
         `retraining_temperature`: the temperature of the KD retraining (None: `config.kd`'s); the scores
         keep the scoring temperature. `seed`: of the retraining's batches and of random scores (None:
-        `config.seed`). Returns {"model", "masks", "history", "test_accuracy", "sparsity_all",
+        `config.seed`). `retraining`: what else `pruned_stage` takes: the teacher snapshot, the retraining's
+        epochs, the whole KD loss. Returns {"model", "masks", "history", "test_accuracy", "sparsity_all",
         "sparsity_prunable", "pruning_seconds", "seconds" (pruning + retraining), "device", "cached"}.
         """
         seed = self._seed(seed)
         ratio = masker.sparsity_for_target(self.architecture, sparsity, over=over)
         stage = self.pruned_stage(
-            criterion, sparsity, kd=kd, over=over, retraining_temperature=retraining_temperature, seed=seed
+            criterion,
+            sparsity,
+            kd=kd,
+            over=over,
+            retraining_temperature=retraining_temperature,
+            seed=seed,
+            **retraining,
         )
-        kd_config = stage.config.kd
+        settings: PruningStage = stage.config
+        teacher_epoch = retraining.get("teacher_epoch")
         # every stage before it is resolved (read back, when cached), so that the timings hold them all
-        student, scores = self.student(), self.scores(criterion, seed=seed)
-        teacher = self.teacher() if kd else None
+        student, scores = self.student(), self.scores(criterion, seed=seed, teacher_epoch=teacher_epoch)
+        teacher = self._teacher_at(settings.teacher_epoch) if kd else None
 
         def compute(stage: Stage) -> dict:
             with stopwatch(self.device) as pruning:
@@ -301,8 +332,8 @@ class Experiment:
                 masks,
                 self.data,
                 teacher=teacher,
-                config=self.config.retraining,
-                kd=kd_config,
+                config=settings.retraining,
+                kd=settings.kd,
                 device=self.device,
                 seed=seed,
                 resume=stage.path("training.ckpt"),
@@ -340,19 +371,30 @@ class Experiment:
         over: str = "all",
         retraining_temperature: float | None = None,
         seed: int | None = None,
+        teacher_epoch: int | None = None,
+        retraining_epochs: int | None = None,
+        kd_settings: KDConfig | None = None,
     ) -> Stage:
         """The run-cache stage `pruned_result` computes, without computing anything (`.done` says whether
-        it is there): what a sweep submitting jobs checks before submitting one."""
+        it is there): what a sweep submitting jobs checks before submitting one.
+
+        `teacher_epoch`: the teacher snapshot (`teacher_snapshots`) that scores (a criterion that needs the
+        teacher) and that KD learns from; None: the trained teacher. `retraining_epochs`: the retraining's length
+        (None: `config.retraining`'s). `kd_settings`: the KD loss of the retraining (None: `config.kd`; a
+        `retraining_temperature` applies to either).
+        """
         seed = self._seed(seed)
-        if retraining_temperature is not None and not kd:
-            raise InputError(
-                "retraining_temperature is the temperature of KD retraining: pass kd=True, or no temperature"
-            )
-        kd_config = _with_temperature(self.config.kd, retraining_temperature, "retraining_temperature") if kd else None
-        scores_stage = self.scores_stage(criterion, seed=seed)
+        if (retraining_temperature is not None or kd_settings is not None) and not kd:
+            raise InputError("retraining_temperature and kd_settings are KD retraining's: pass kd=True, or neither")
+        kd_config = kd_settings or self.config.kd
+        kd_config = _with_temperature(kd_config, retraining_temperature, "retraining_temperature") if kd else None
+        epochs = self.config.retraining.epochs if retraining_epochs is None else retraining_epochs
+        retraining = replace(self.config.retraining, epochs=epochs)
+        scores_stage = self.scores_stage(criterion, seed=seed, teacher_epoch=teacher_epoch)
+        teacher_epoch = snapshots.checked_epoch(self.config, teacher_epoch) if kd else None
         upstream = [self._student_stage().id, scores_stage.id] + ([self._teacher_stage().id] if kd else [])
         return self.cache.stage(
-            "pruned", PruningStage(sparsity, over, self.config.retraining, kd_config, seed), upstream=upstream
+            "pruned", PruningStage(sparsity, over, retraining, kd_config, seed, teacher_epoch), upstream=upstream
         )
 
     def dense_stages(self) -> list[Stage]:
@@ -390,38 +432,8 @@ class Experiment:
 
     # ---- the CLI's table ---------------------------------------------------------------------
     def summary_table(self, sparsities: tuple[float, ...] | None = None, *, over: str = "all") -> pd.DataFrame:
-        """Teacher, dense student, teacher-guided with and without KD at each sparsity, and the
-        magnitude and random baselines (KD retraining) at the first sparsity."""
-        sparsities = sparsities or self.config.sparsities
-        self.check_requests(sparsities, over=over)
-        rows = []
-
-        def row(method: str, kd: str, result: dict, sparsity_all: float, sparsity_prunable: float) -> None:
-            rows.append(
-                {
-                    "method": method,
-                    "retraining": kd,
-                    "sparsity_all": sparsity_all,
-                    "sparsity_prunable": sparsity_prunable,
-                    "test_accuracy": result["test_accuracy"],
-                    "minutes": result["seconds"] / 60,
-                }
-            )
-
-        row(f"teacher ({self.config.teacher.arch})", "-", self.teacher_result(), 0.0, 0.0)
-        row(f"dense student ({self.config.student.arch})", "-", self.student_result(), 0.0, 0.0)
-        runs = [("teacher_guided", s, kd) for s in sparsities for kd in (True, False)]
-        runs += [(criterion, sparsities[0], True) for criterion in ("magnitude", "random")]
-        for criterion, sparsity, kd in runs:
-            result = self.pruned_result(criterion, sparsity, kd=kd, over=over)
-            row(
-                scorer.criterion(criterion).label,
-                "KD" if kd else "CE",
-                result,
-                result["sparsity_all"],
-                result["sparsity_prunable"],
-            )
-        return pd.DataFrame(rows)
+        """The command line's table of this run: `summary.summary_table`."""
+        return summary.summary_table(self, sparsities, over=over)
 
     def check_requests(self, sparsities: tuple[float, ...], *, over: str = "all") -> None:
         """Refuse, before any stage runs, what would fail later: an unreachable sparsity, KD settings
@@ -449,13 +461,12 @@ class Experiment:
 
 def _with_temperature(kd: KDConfig, temperature: float | None, name: str) -> KDConfig:
     """`kd` at `temperature` (None: its own), checked: 0, a negative or an infinite temperature is refused."""
-    if temperature is None:
-        return kd
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
-        raise InputError(
-            f"{name} must be a finite number > 0 (the paper uses 3 or 5), or None for the "
-            f"profile's {kd.temperature:g}; got {temperature!r}"
-        )
-    kd = replace(kd, temperature=float(temperature))
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
+            raise InputError(
+                f"{name} must be a finite number > 0 (the paper uses 3 or 5), or None for the "
+                f"profile's {kd.temperature:g}; got {temperature!r}"
+            )
+        kd = replace(kd, temperature=float(temperature))
     losses.check_loss_settings(kd.alpha, kd.temperature, kd.beta, kd.order)
     return kd
