@@ -188,8 +188,8 @@ def _words(judged: dict, *, one_seed: bool) -> str:
 def verdicts(grid: pd.DataFrame, *, test_images: int) -> list[str]:
     """What the grid shows, one sentence per claim, each judged by the kit's rule (module docstring) with
     `test_images` the size of the test set: the teacher helps in scoring and in retraining (the mean gain over
-    every teacher, length and seed, `mean_gain`), and a stronger teacher, or longer retraining, widens the KD - CE
-    gap (its mean at the strongest teacher against the weakest, at the longest length against the shortest,
+    every teacher, length and seed, `mean_gain`), and a stronger teacher, or longer retraining, raises KD - CE,
+    what KD retraining gains over CE (its mean at the strongest teacher against the weakest, at the longest length against the shortest,
     `difference_of_gains`; where the grid has two teachers or two lengths at least)."""
     sd, sentences = noise(grid), []
     one_seed = math.isnan(sd)
@@ -214,12 +214,12 @@ def verdicts(grid: pd.DataFrame, *, test_images: int) -> list[str]:
 
     if len(teachers) > 1:
         sentences.append(
-            f"A stronger teacher widens the KD - CE gap ({teachers[-1]} against {teachers[0]}): "
+            f"A stronger teacher raises KD - CE, what KD retraining gains over CE ({teachers[-1]} against {teachers[0]}): "
             f"{_words(moved('teacher', teachers[-1], teachers[0]), one_seed=one_seed)}."
         )
     if len(lengths) > 1:
         sentences.append(
-            f"Longer retraining widens the KD - CE gap ({lengths[-1]} epochs against {lengths[0]}): "
+            f"Longer retraining raises KD - CE, what KD retraining gains over CE ({lengths[-1]} epochs against {lengths[0]}): "
             f"{_words(moved('epochs', lengths[-1], lengths[0]), one_seed=one_seed)}."
         )
     return sentences
