@@ -205,10 +205,9 @@ def test_a_truncated_product_names_its_folder_and_a_rerun_after_deleting_it_reco
     assert run() == first
 
 
-def test_a_killed_stage_resumes_and_counts_the_time_of_both_attempts(tmp_path, monkeypatch):
-    config = replace(tiny_config(), teacher_training=replace(tiny_config().teacher_training, epochs=3))
-    real = runcache.Stage.checkpointed
-    calls = []
+def kill_the_teacher_after_two_epochs(config, runs_dir, monkeypatch) -> None:
+    """Train the teacher of `config` until its second epoch's checkpoint, then kill it (KeyboardInterrupt)."""
+    real, calls = runcache.Stage.checkpointed, []
 
     def killed_after_two_epochs(stage):
         real(stage)
@@ -216,10 +215,15 @@ def test_a_killed_stage_resumes_and_counts_the_time_of_both_attempts(tmp_path, m
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(runcache.Stage, "checkpointed", killed_after_two_epochs)
-    with pytest.raises(KeyboardInterrupt):
-        Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).teacher_result()
-    monkeypatch.setattr(runcache.Stage, "checkpointed", real)
+    with monkeypatch.context() as patched:
+        patched.setattr(runcache.Stage, "checkpointed", killed_after_two_epochs)
+        with pytest.raises(KeyboardInterrupt):
+            Experiment(config, runs_dir=runs_dir, device="cpu", progress=False).teacher_result()
+
+
+def test_a_killed_stage_resumes_and_counts_the_time_of_both_attempts(tmp_path, monkeypatch):
+    config = replace(tiny_config(), teacher_training=replace(tiny_config().teacher_training, epochs=3))
+    kill_the_teacher_after_two_epochs(config, tmp_path, monkeypatch)
     resumed = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).teacher_result()
     epochs = resumed["history"]
     assert [epoch["epoch"] for epoch in epochs] == [1, 2, 3]
@@ -323,22 +327,11 @@ def test_teacher_snapshots_survive_a_resume(tmp_path, monkeypatch):
     config = with_snapshots(
         replace(tiny_config(), teacher_training=replace(tiny_config().teacher_training, epochs=3)), 1, 3
     )
-    real, calls = runcache.Stage.checkpointed, []
-
-    def killed_after_two_epochs(stage):
-        real(stage)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runcache.Stage, "checkpointed", killed_after_two_epochs)
-    with pytest.raises(KeyboardInterrupt):
-        Experiment(config, runs_dir=tmp_path, device="cpu", progress=False).teacher_result()
+    kill_the_teacher_after_two_epochs(config, tmp_path, monkeypatch)
     (folder,) = tmp_path.glob("teacher-*")
     first = folder / "snapshot-epoch1.pt"
     written = first.stat().st_mtime_ns
     assert not (folder / "snapshot-epoch3.pt").exists()
-    monkeypatch.setattr(runcache.Stage, "checkpointed", real)
     resumed = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)
     snapshots = resumed.teacher_snapshots()
     assert [s["epoch"] for s in snapshots] == [1, 3] and first.stat().st_mtime_ns == written
