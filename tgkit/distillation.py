@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tgkit.hparams import KDConfig
-from tgkit.losses import ca_kld, check_loss_settings, tempered
+from tgkit.losses import check_loss_settings, teacher_guided_loss, tempered
 
 
 def target_entropy(teacher_logits: Tensor, temperature: float, order: str = "paper") -> float:
@@ -49,11 +49,11 @@ def gradient_shares(student_logits: Tensor, teacher_logits: Tensor, labels: Tens
 
     Returns {"kd_norm", "ce_norm", "kd_share", "cosine"} (cosine NaN when a term sends no gradient: alpha 0 or 1).
     """
-    check_loss_settings(kd.alpha, kd.temperature, kd.beta, kd.order)
     logits = student_logits.detach().double().requires_grad_(True)
     teacher = teacher_logits.detach().double()
-    kd_term = kd.alpha * kd.temperature**2 * ca_kld(logits, teacher, kd.temperature, kd.beta, kd.order)
-    ce_term = (1 - kd.alpha) * F.cross_entropy(logits, labels)
+    parts = teacher_guided_loss(logits, teacher, labels, kd.alpha, kd.temperature, kd.beta, kd.order)
+    kd_term = kd.alpha * kd.temperature**2 * parts["kd"]
+    ce_term = (1 - kd.alpha) * parts["ce"]
     (g_kd,) = torch.autograd.grad(kd_term, logits, retain_graph=True)
     (g_ce,) = torch.autograd.grad(ce_term, logits)
     kd_norm, ce_norm = float(g_kd.norm()), float(g_ce.norm())

@@ -100,8 +100,8 @@ def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData |
             f"the teacher predicts {n_teacher} classes but the student {n_student}: distillation needs "
             f"both trained on the same dataset; train or load a teacher for the student's dataset."
         )
-    if data is not None and data.num_classes is not None and n_student != data.num_classes:
-        raise InputError(f"the networks predict {n_student} classes but {data.name} has {data.num_classes}")
+    if data is not None:
+        _check_data(student, data)
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -292,7 +292,7 @@ def fit(
         raise InputError(f"epochs must be at least 1, got {config.epochs}")
     _check_data(model, data)
     if teacher is not None:
-        check_same_classes(model, teacher, data)
+        check_same_classes(model, teacher)
     data = data.to(device)  # the kit's data resident on the device: batches copy nothing per epoch
     channels_last = memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
     if isinstance(data, ImageData):

@@ -33,6 +33,7 @@ from tgkit import masker, models
 from tgkit.hparams import BENCH_DEVICE_DEFAULTS, ModelSpec, RunConfig
 from tgkit.study import sweep
 from tgkit.study.pipeline import CHECKPOINT_EVERY_S
+from tgkit.study.snapshots import kept_epochs
 from tgkit.util.errors import InputError
 
 # Official (train, test) sizes and the image shape (C, H, W) of the copies the kit uses (TinyImageNet at
@@ -102,21 +103,23 @@ def colt_rounds_at_most(config) -> int:
     return 1 + math.ceil(math.log(remaining) / math.log(1 - config.prune_rate))
 
 
-def network_sizes(config: RunConfig, spec: ModelSpec) -> tuple[int, int]:
-    """(all parameters, prunable weights) of `spec` for the profile's dataset, counted on the meta device."""
+def _meta_network(config: RunConfig, spec: ModelSpec) -> torch.nn.Module:
+    """`spec` built for the profile's dataset on the meta device: shapes without memory."""
     _, _, shape, classes = _shape(config)
     with torch.device("meta"):
-        model = models.build_model(spec.arch, classes, in_channels=shape[0], width=spec.width)
+        return models.build_model(spec.arch, classes, in_channels=shape[0], width=spec.width)
+
+
+def network_sizes(config: RunConfig, spec: ModelSpec) -> tuple[int, int]:
+    """(all parameters, prunable weights) of `spec` for the profile's dataset."""
+    model = _meta_network(config, spec)
     prunable = sum(param.numel() for param in masker.prunable_parameters(model).values())
     return sum(param.numel() for param in model.parameters()), prunable
 
 
 def prunable_layers(config: RunConfig, spec: ModelSpec) -> int:
-    """How many prunable weight tensors (layers) `spec` has, counted on the meta device."""
-    _, _, shape, classes = _shape(config)
-    with torch.device("meta"):
-        model = models.build_model(spec.arch, classes, in_channels=shape[0], width=spec.width)
-    return len(masker.prunable_parameters(model))
+    """How many prunable weight tensors (layers) `spec` has."""
+    return len(masker.prunable_parameters(_meta_network(config, spec)))
 
 
 def stage_plan(config: RunConfig, rates: Mapping[str, float], *, device_type: str = "cuda") -> pd.DataFrame:
@@ -181,7 +184,7 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float], *, device_type: st
     ]
     for stage, epochs, rate, eval_rate, params in one_shot:
         training("01", stage, epochs, rate, eval_rate, params=params)
-    snapshots = [e for e in config.teacher_help.snapshot_epochs or () if e <= config.teacher_training.epochs]
+    snapshots = kept_epochs(config)
     if snapshots:
         steps(
             "01",

@@ -39,7 +39,7 @@ from tgkit.scorer import CRITERIA
 # this many above it at the top (see `relative_log_scores`)
 LOWEST_DECADE, HIGHEST_DECADE = -8.0, 8.0
 # the four cases of two masks, in the order of `agreement`'s codes and of every legend
-COMPARISON = ("kept by both", "only the reference", "only the compared", "pruned by both")
+COMPARISON = tuple(palette.COMPARISON)  # the cases of two masks side by side, each with its palette colour
 
 
 def label(criterion: str) -> str:

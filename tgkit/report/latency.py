@@ -342,10 +342,8 @@ def beside_paper(summary: dict, pruned: dict, *, dataset: str, profile: str, dev
 # figures: each method in its palette colour (one-shot is teacher-guided pruning)
 
 
-def method_color(method: str) -> str:
-    """The palette colour of a method of these tables: "one-shot" is teacher-guided pruning's, "COLT (P=2)"
-    COLT's, "LTH" LTH's."""
-    return palette.color("teacher-guided" if method == ONE_SHOT else method.split(" (")[0])
+# the colour of a method of these tables: "one-shot" is teacher-guided pruning's, "COLT (P=2)" COLT's
+method_color = palette.color
 
 
 def _shades(color: str, count: int) -> list[tuple[float, float, float]]:

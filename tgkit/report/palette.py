@@ -78,16 +78,19 @@ ALIASES = {
     "bf16": "bfloat16",
     "fp16": "float16",
     "onnx": "onnxruntime",
-    "ce": "no kd",  # the sweep's retraining column: "CE" (cross-entropy only) or "KD"
+    "ce": "no kd",
+    "one shot": "teacher guided",  # the one-shot method of notebook 04's tables is teacher-guided pruning  # the sweep's retraining column: "CE" (cross-entropy only) or "KD"
 }
-# one mask (notebook 02): the global threshold's line, the weights it keeps and those it prunes
-THRESHOLD, KEPT, PRUNED = BLACK, BLUE, GREY
+# one mask (notebook 02): the global threshold's line
+THRESHOLD = BLACK
 
 
 def canonical(name: str) -> str:
-    """ "Teacher-guided" -> "teacher guided", "KD T=3.0" -> "kd t=3", "fp32" -> "float32": the key a
-    name is filed under, whichever spelling a table or a registry uses."""
-    key = re.sub(r"[\s_\-]+", " ", str(name).strip().lower())
+    """ "Teacher-guided" -> "teacher guided", "KD T=3.0" -> "kd t=3", "fp32" -> "float32", "COLT (P=2)" ->
+    "colt": the key a name is filed under, whichever spelling a table or a registry uses (a trailing
+    parenthesis, a run's detail, names no colour of its own)."""
+    key = re.sub(r"\s*\([^()]*\)$", "", str(name).strip().lower())
+    key = re.sub(r"[\s_\-]+", " ", key)
     key = re.sub(r"t=(\d+(?:\.\d+)?)", lambda match: f"t={float(match.group(1)):g}", key)
     return ALIASES.get(key, key)
 

@@ -64,15 +64,17 @@ def plot_prune_rate(iterative: list[dict], settings: list[ColtConfig]) -> Figure
     over its untrimmed rounds."""
     figure, axes = plt.subplots(figsize=(8, 3.5))
     width = 0.8 / len(iterative)
+    medians = []
     for index, (result, config) in enumerate(zip(iterative, settings)):
         steps = rounds_table(result).query("round > 0")  # round 0 only trains
+        medians.append(steps.loc[~steps["trimmed"].astype(bool), "effective_prune_rate"].median())
         offset = (index - (len(iterative) - 1) / 2) * width
         bars = axes.bar(
             steps["round"] + offset,
             steps["effective_prune_rate"],
             width=width,
             label=result["method"],
-            color=palette.color(result["method"].split(" (")[0]),  # "COLT (P=2)": COLT's colour
+            color=palette.color(result["method"]),  # "COLT (P=2)": COLT's colour
             edgecolor="black",
             linewidth=0.5,
         )
@@ -85,9 +87,6 @@ def plot_prune_rate(iterative: list[dict], settings: list[ColtConfig]) -> Figure
                 (disagreeing, "--", f"{disagreeing:.2%}: they agree on none"),
             ):
                 axes.axhline(level, color=palette.GREY, linestyle=linestyle, linewidth=1, label=meaning)
-    medians = [
-        rounds_table(result).query("round > 0 and not trimmed")["effective_prune_rate"].median() for result in iterative
-    ]
     axes.set(
         xlabel="round (hatched: the last round, trimmed to land on the target)",
         ylabel="removed / remaining",

@@ -20,13 +20,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tgkit.report import palette
+from tgkit.report.importance import short_name
 
 # what `when_emptied` says, as a layer's tag in the figures
 TAGS = {"cuts the network": "cuts", "bypassed by the shortcut": "branch", "bypassed by the branch": "shortcut"}
-
-
-def short_name(layer: str) -> str:
-    return layer.removesuffix(".weight")
 
 
 def global_pruned_fraction(layers: pd.DataFrame, criterion: str = "teacher_guided") -> pd.Series:

@@ -155,9 +155,10 @@ def plot_sweep(
     kept = table[~table["method"].isin(zoom_without)]
     plot_accuracy(kept, ax=zoom, references=references)
     zoom.set_title(textwrap.fill(f"zoom without {', '.join(zoom_without)}: {takeaway(kept)}", 75), fontsize="small")
-    by_level = (100 * kept.groupby(SUMMARY_KEYS, dropna=False)["test_accuracy"].agg(["mean", "std"])).fillna(0)
-    low = min((by_level["mean"] - by_level["std"]).min(), *(100 * a for a in (references or {}).values()))
-    high = max((by_level["mean"] + by_level["std"]).max(), *(100 * a for a in (references or {}).values()))
+    by_level = summarise(kept)
+    mean, std = 100 * by_level["test_accuracy"], 100 * by_level["test_accuracy_std"].fillna(0)
+    low = min((mean - std).min(), *(100 * a for a in (references or {}).values()))
+    high = max((mean + std).max(), *(100 * a for a in (references or {}).values()))
     margin = max(0.5, 0.08 * (high - low))
     zoom.set_ylim(low - margin, high + margin)
     zoom.get_legend().remove()

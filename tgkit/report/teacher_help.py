@@ -44,6 +44,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from tgkit.report import claims, palette, paper
+from tgkit.report.sweep import nearest_level
 
 NONE, TRAINED = "none", "trained"  # the teacher column's labels for no teacher and for the trained teacher
 TEACHER_COLOURS = "cividis"  # weak to strong teachers: a sequential map, readable with any colour vision
@@ -304,7 +305,7 @@ def paper_claim(dataset: str, sparsity: float) -> pd.DataFrame | None:
     if reference is None:
         return None
     both = reference.dropna(subset=["no KD", "KD T=3"])
-    row = both.loc[(both["sparsity_all"] - sparsity).abs().idxmin()]
+    row = both.loc[nearest_level(sparsity, both["sparsity_all"])]
     claim = pd.DataFrame(
         [
             {

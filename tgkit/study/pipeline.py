@@ -139,10 +139,10 @@ class Experiment:
     # ---- stage 1 and 2: dense networks --------------------------------------------------------
     def _teacher_stage(self) -> Stage:
         c = self.config
-        kept = sorted({epoch for epoch in c.teacher_help.snapshot_epochs or () if epoch <= c.teacher_training.epochs})
+        kept = snapshots.kept_epochs(c) or None  # None keeps the key of a teacher without snapshots
         return self.cache.stage(
             "teacher",
-            NetworkTraining(c.teacher, c.teacher_training, None, self._init_seed(TEACHER_INIT), tuple(kept) or None),
+            NetworkTraining(c.teacher, c.teacher_training, None, self._init_seed(TEACHER_INIT), kept),
             upstream=[self.data_id],
         )
 

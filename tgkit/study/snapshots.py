@@ -62,9 +62,15 @@ def load(stage: Stage, epoch: int, model: nn.Module) -> dict:
     return {**saved, "model": model.eval()}
 
 
+def kept_epochs(config: RunConfig) -> tuple[int, ...]:
+    """The epochs the teacher keeps a snapshot of: those of `teacher_help.snapshot_epochs` within its training,
+    in order, each once (a shortened training keeps fewer)."""
+    return tuple(sorted({e for e in config.teacher_help.snapshot_epochs or () if e <= config.teacher_training.epochs}))
+
+
 def checked_epoch(config: RunConfig, epoch: int | None) -> int | None:
     """`epoch` if the teacher keeps a snapshot of it, None (the trained teacher) as it is; else a one-line error."""
-    kept = tuple(e for e in config.teacher_help.snapshot_epochs or () if e <= config.teacher_training.epochs)
+    kept = kept_epochs(config)
     if epoch is not None and epoch not in kept:
         raise InputError(
             f"teacher_epoch {epoch!r}: the teacher keeps snapshots at epochs {kept} (teacher_help.snapshot_epochs "

@@ -35,6 +35,7 @@ from tgkit import distillation, mask_analysis, masker
 from tgkit.hparams import KDConfig, RunConfig
 from tgkit.losses import ORDERS, PLAIN
 from tgkit.scorer import CRITERIA
+from tgkit.study import snapshots
 from tgkit.study.pipeline import Experiment
 from tgkit.train import predict
 from tgkit.util.progress import progress_bar
@@ -95,8 +96,8 @@ class HelpRun:
 
 
 def snapshot_epochs(config: RunConfig) -> list[int]:
-    """The epochs the teacher keeps (those of `teacher_help.snapshot_epochs` within its training), in order."""
-    return sorted({e for e in config.teacher_help.snapshot_epochs or () if e <= config.teacher_training.epochs})
+    """The epochs the teacher keeps (`snapshots.kept_epochs`), in order."""
+    return list(snapshots.kept_epochs(config))
 
 
 def plan(config: RunConfig) -> list[HelpRun]:
@@ -256,7 +257,10 @@ def gradient_table(experiment: Experiment) -> pd.DataFrame:
     config, models = experiment.config, _teacher_models(experiment)
     settings = [("grid", teacher, "KD", config.kd) for teacher in models]
     settings += [("ablation", TRAINED, name, replace(config.kd, **change)) for name, (_, change) in ABLATION.items()]
-    logits = {teacher: _logits_before_retraining(experiment, teacher, model) for teacher, model in models.items()}
+    dense = experiment.student()  # read once: each teacher's mask prunes a copy of it
+    logits = {
+        teacher: _logits_before_retraining(experiment, dense, teacher, model) for teacher, model in models.items()
+    }
     rows = []
     for part, teacher, retraining, kd in settings:
         student, teacher_logits, labels = logits[teacher]
@@ -272,11 +276,11 @@ def gradient_table(experiment: Experiment) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _logits_before_retraining(experiment: Experiment, teacher: str, model) -> tuple:
+def _logits_before_retraining(experiment: Experiment, dense, teacher: str, model) -> tuple:
     """(student logits, teacher logits, labels) on the validation split: the dense student pruned by `teacher`'s
     teacher-guided mask at the grid's sparsity, not retrained, and the teacher."""
     epoch = None if teacher == TRAINED else int(teacher.removeprefix("epoch "))
     masks = experiment.masks("teacher_guided", experiment.config.teacher_help.sparsity, teacher_epoch=epoch)
-    pruned = masker.apply_masks(copy.deepcopy(experiment.student()), masks)
+    pruned = masker.apply_masks(copy.deepcopy(dense), masks)
     student_logits, labels = predict(pruned, experiment.data, "val", device=experiment.device)
     return student_logits, predict(model, experiment.data, "val", device=experiment.device)[0], labels
