@@ -50,7 +50,8 @@ def test_the_whole_fast_command_is_planned_a_minute_inside_its_deadline():
 
 def test_split_sizes_follow_subset_and_validation_fraction():
     assert budget.split_sizes(hparams.profile("fast")) == (45_000, 5_000, 10_000)
-    assert budget.split_sizes(hparams.profile("quick")) == (18_000, 2_000, 10_000)
+    assert budget.split_sizes(hparams.profile("quick")) == (45_000, 5_000, 10_000)
+    assert budget.split_sizes(hparams.profile("quick", train_subset=20_000)) == (18_000, 2_000, 10_000)
     with pytest.raises(ValueError, match="imagefolder"):
         budget.split_sizes(hparams.profile("quick", "imagefolder:somewhere"))
 

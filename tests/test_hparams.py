@@ -93,10 +93,13 @@ def test_a_bad_field_is_refused_by_its_dataclass_in_one_line(make, message):
 
 def test_the_named_datasets_data_keys_did_not_change_with_the_augmentation_and_content_fields():
     """DataConfig's fields added for issue 23 (augmentation, an image folder's content) enter the run cache's key
-    only when set: the smoke and quick profiles' data stages keep the ids they had before (computed then), so
-    their cached runs stay valid; a set field is another key."""
+    only when set: the smoke profile's data stage keeps the id it had before (computed then), so its cached runs
+    stay valid; a set field is another key (the quick profile's 2-pixel translation since issue 19)."""
     assert runcache.stage_identity("data", hparams.profile("smoke").data, [], {})[0] == "data-db23114b320b"
-    assert runcache.stage_identity("data", hparams.profile("quick").data, [], {})[0] == "data-75189900fb3e"
+    quick = hparams.profile("quick")
+    assert runcache.stage_identity("data", quick.data, [], {})[0] != runcache.stage_identity(
+        "data", hparams.profile("quick", augment_crop_padding=None).data, [], {}
+    )[0]
     flipped = hparams.profile("smoke", augment_flip=False).data
     assert flipped.augment_flip is False and flipped.content is None
     assert runcache.stage_identity("data", flipped, [], {})[0] != "data-db23114b320b"
@@ -149,3 +152,16 @@ def test_a_bad_teacher_help_setting_is_refused_in_one_line(make, message):
     with pytest.raises(InputError, match=message) as refused:
         make()
     assert "\n" not in str(refused.value)
+
+
+def test_the_quick_teacher_costs_two_to_four_times_the_students_flops():
+    """Issue 19: a real capacity gap, as ResNet-50 to ResNet-18, in the CPU recipe's airbench pair."""
+    from tgkit import models
+    from tgkit.bench.throughput import flops_per_image
+
+    config = hparams.profile("quick")
+    teacher, student = (
+        flops_per_image(models.build_model(spec.arch, 10, width=spec.width), (3, 32, 32), backward=True)
+        for spec in (config.teacher, config.student)
+    )
+    assert 2 <= teacher / student <= 4

@@ -16,9 +16,16 @@ from tgkit.util import device
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def cpu_with_bf16_units(monkeypatch, present: bool) -> None:
+def cpu_with_bf16_units(monkeypatch, present: bool, capability: str = "AVX512") -> None:
     for query in device.CPU_BF16_QUERIES:
         monkeypatch.setattr(torch.cpu, query, lambda: present, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+
+
+def test_a_cpu_capped_at_avx2_trains_in_fp32_though_it_has_bf16_units(monkeypatch):
+    """The laptop emulated on an AMX machine (ATEN_CPU_CAPABILITY=avx2): "auto" must not train in bf16 there."""
+    cpu_with_bf16_units(monkeypatch, True, capability="AVX2")
+    assert not device.native_bf16("cpu") and device.autocast_dtype("cpu", "auto") is None
 
 
 @pytest.mark.parametrize("present", [True, False])

@@ -85,7 +85,7 @@ def test_no_paper_reference_for_digits(tmp_path, pruned_result_calls):
 def test_caveats_name_what_differs_from_the_paper():
     tiny = sweep_report.caveats(hparams.profile("quick", "tinyimagenet"))
     assert any("32 px" in note and "224" in note for note in tiny)
-    assert any("'quick'" in note and "20000 training images" in note for note in tiny)
+    assert any("'quick'" in note and "10 teacher epochs" in note for note in tiny)
     assert not any("'full'" in note for note in sweep_report.caveats(hparams.profile("full", "cifar10")))
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import pruned_cnn, pruned_weights
-from tgkit import masker, models
+from tgkit import masker, models, scorer, train
 from tgkit.hparams import TrainConfig
-from tgkit.train import MaskEnforcer, fit
+from tgkit.train import Lookahead, MaskEnforcer, fit
 from tgkit.util import checkpoint
 
 
@@ -138,3 +138,87 @@ def test_a_batch_larger_than_the_training_set_is_refused_naming_both_numbers(dig
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "refused before any step"
     _, history = fit(model, digits, TrainConfig(epochs=1, batch_size=images), device="cpu", progress=False)
     assert len(history) == 1, "a batch of the whole training set is still allowed"
+
+
+# --------------------------------------------------------------------------------------------------
+# the CPU recipe's tricks: lookahead, the BatchNorm shifts' learning rate
+
+
+def random_images(n: int = 64, size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Eight batches of random 16 px images with random labels: airbench takes no 8 px digit."""
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 3, size, size, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+    return [(x[i : i + 8], y[i : i + 8]) for i in range(0, n, 8)]
+
+
+def test_lookahead_moves_the_weights_to_the_slow_average_on_its_schedule():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    lookahead = Lookahead(model, every=2, total_steps=4)  # slow = 0
+    model.weight.data.fill_(1.0)
+    lookahead.step()  # step 1 of every 2: nothing
+    assert model.weight.item() == 1.0
+    lookahead.step()  # step 2: decay d = 0.95^2 (2/4)^3, slow = d * 0 + (1 - d) * 1, and the weight = slow
+    assert model.weight.item() == pytest.approx(1 - 0.95**2 * 0.125)
+    assert lookahead.slow["weight"].item() == pytest.approx(1 - 0.95**2 * 0.125)
+
+
+def test_lookahead_never_revives_a_pruned_weight():
+    from tgkit.data import Loaders
+
+    batches = random_images()
+    config = TrainConfig(epochs=3, batch_size=8, lr=0.05, weight_decay=5e-3, lookahead_every=2, bn_bias_lr_scale=64)
+    trained = {}
+    for every in (2, 0):
+        torch.manual_seed(0)
+        model = models.build_model("airbench", 10, width=4)
+        masks = masker.global_masks(scorer.random_scores(model, seed=0), 0.8)
+        masker.apply_masks(model, masks)
+        config.lookahead_every = every
+        trained[every], _ = fit(model, Loaders(batches, val=batches), config, masks=masks, device="cpu", progress=False)
+        assert torch.count_nonzero(pruned_weights(trained[every], masks)) == 0
+    assert not torch.equal(trained[2].fc.weight, trained[0].fc.weight)  # the averaging did act
+
+
+def test_the_batchnorm_shifts_get_their_own_learning_rate_and_weight_decay():
+    model = models.build_model("airbench", 10, width=4)
+    optimizer = train._make_optimizer(model, TrainConfig(lr=0.5, weight_decay=1e-3, bn_bias_lr_scale=64))
+    rest, shifts = optimizer.param_groups
+    bn_shifts = [m.bias for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [id(p) for p in shifts["params"]] == [id(p) for p in bn_shifts]
+    assert shifts["lr"] == 32 and shifts["weight_decay"] == pytest.approx(1e-3 / 64) and rest["lr"] == 0.5
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(rest["params"]) + len(shifts["params"]) == len(trainable)  # the frozen BatchNorm scales in neither
+    assert len(train._make_optimizer(model, TrainConfig()).param_groups) == 1
+
+
+def test_resuming_restores_the_lookahead_too(tmp_path, monkeypatch):
+    """Killed after its first epoch and resumed, a training with lookahead ends on the uninterrupted weights."""
+    from tgkit import train as train_module
+    from tgkit.data import Loaders
+
+    data = Loaders(random_images(), val=random_images())
+    config = TrainConfig(epochs=2, batch_size=8, lr=0.3, lookahead_every=3)
+
+    def run(resume=None):
+        torch.manual_seed(0)
+        return fit(
+            models.build_model("airbench", 10, width=4), data, config, device="cpu", progress=False, resume=resume
+        )
+
+    uninterrupted, _ = run()
+    real_evaluate, calls = train_module.evaluate, []
+
+    def evaluate_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "training.ckpt")
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    resumed, _ = run(tmp_path / "training.ckpt")
+    for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)

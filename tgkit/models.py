@@ -1,4 +1,5 @@
-"""Networks of the kit: CIFAR-style ResNets built on torchvision, and a small CNN for `digits`.
+"""Networks of the kit: CIFAR-style ResNets built on torchvision, the airbench network for CPU runs, and a
+small CNN for `digits`.
 
 The paper fine-tunes ImageNet-pretrained torchvision ResNets on images upsampled to 224 px. The kit's
 default trains CIFAR-style ResNets from scratch at the native 32 px instead (about 49x less compute):
@@ -6,6 +7,16 @@ the 7x7 stride-2 stem and the max-pool, made for 224 px images, become one 3x3 s
 Everything else is torchvision's own ResNet: its `BasicBlock` and `Bottleneck`, its `_make_layer`
 and its forward pass. `width` scales the four stages (64, 128, 256, 512 at width 64) so that the
 CPU profiles can use the same architectures at a fraction of the cost.
+
+`airbench` is the network of Keller Jordan's airbench94 (2024, MIT licence; reimplemented here), the
+fastest known way to train CIFAR-10 to 94%: a frozen 2x2 patch-whitening convolution, then three groups
+of (conv, max-pool, BatchNorm, GELU, conv, BatchNorm, GELU) at widths (w, 4w, 4w), a global max-pool
+and a linear classifier without bias whose logits are divided by 9. Its BatchNorms keep their scale at 1
+(no trainable gamma, as in airbench) and learn only a shift. Accuracy per FLOP, not per parameter, is
+what a CPU pays for, and this network was designed for it (the README's recipe ablation sets it beside
+the narrow ResNet the quick profile trained before). The whitening filter is a buffer set from the training images'
+2x2 patches before the first step (`PatchWhitening.fit`, called by `train.fit`): not trained, not
+pruned, and not counted among the weights.
 
 Any other `nn.Module` works with the method too (scoring, masks, training, export), as long as its
 forward returns the logits as one tensor. A network that returns more (logits and features, or a
@@ -17,8 +28,11 @@ with the fix in the message.
 from __future__ import annotations
 
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
@@ -30,7 +44,7 @@ RESNET_LAYOUTS = {
     "resnet34": (tv_resnet.BasicBlock, (3, 4, 6, 3)),
     "resnet50": (tv_resnet.Bottleneck, (3, 4, 6, 3)),
 }
-ARCHS = (*RESNET_LAYOUTS, "smallcnn")
+ARCHS = (*RESNET_LAYOUTS, "airbench", "smallcnn")
 
 
 class CifarResNet(tv_resnet.ResNet):
@@ -83,6 +97,102 @@ class SmallCNN(nn.Sequential):
         )
 
 
+class PatchWhitening(nn.Module):
+    """A fixed 2x2 convolution (no padding) that whitens the image's 2x2 patches, plus a trainable bias.
+
+    From the covariance C of the training images' 2x2 patches (c x 2 x 2 = d values each) with
+    eigenvalues l_i and eigenvectors v_i, the filters are
+
+        f_i = v_i / sqrt(l_i + eps),   i = 1..d,   and their negatives -f_i      (2d output channels)
+
+    so the d outputs f_i . patch have unit variance and no correlation (the negatives let the GELU
+    after it pass both signs). Before `fit` the filters pick each pixel of the patch (and its negative);
+    `train.fit` fits them once, on the first training, so retraining never moves them.
+    """
+
+    def __init__(self, in_channels: int, eps: float = 5e-4):
+        super().__init__()
+        d = 4 * in_channels
+        picks = torch.eye(d).view(d, in_channels, 2, 2)
+        self.register_buffer("weight", torch.cat((picks, -picks)))
+        self.register_buffer("fitted", torch.tensor(False))  # in the state dict: a trained network is never refitted
+        self.bias = nn.Parameter(torch.zeros(2 * d))
+        self.eps = eps
+
+    @torch.no_grad()
+    def fit(self, images: Tensor) -> None:
+        """Set the filters from `images` (N, c, H, W), the training images as the network sees them."""
+        c = images.shape[1]
+        patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1)  # N, c, H-1, W-1, 2, 2
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 4 * c).double()
+        covariance = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        filters = (eigenvectors / torch.sqrt(eigenvalues + self.eps)).T.reshape(4 * c, c, 2, 2)
+        self.weight.copy_(torch.cat((filters, -filters)).to(self.weight))
+        self.fitted.fill_(True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype))
+
+
+class ShiftOnlyBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose scale stays 1 (a frozen gamma) and whose shift learns, as airbench's, with momentum 0.4
+    of the new batch in the running statistics (torch's convention). Its eps is torch's 1e-5, not airbench's
+    1e-12: a pruned network has channels that are constant over the batch, whose variance is rounding noise
+    that an eps of 1e-12 would blow up to NaN."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, momentum=0.4)
+        self.weight.requires_grad_(False)
+
+
+class AirbenchNet(nn.Sequential):
+    """airbench94's network at widths (width, 4 width, 4 width): 64 is airbench94's own.
+
+    Every 3x3 convolution starts as a partial identity (`dirac_` on its first in_channels filters), as in
+    airbench; images must be at least 16 px (three halvings after the 2x2 whitening).
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64):
+        widths = (width, 4 * width, 4 * width)
+
+        def conv(c_in: int, c_out: int) -> nn.Conv2d:
+            layer = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+            nn.init.dirac_(layer.weight.data[: min(c_in, c_out)])
+            return layer
+
+        def group(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(
+                OrderedDict(
+                    conv1=conv(c_in, c_out),
+                    pool=nn.MaxPool2d(2),
+                    bn1=ShiftOnlyBatchNorm(c_out),
+                    act1=nn.GELU(),
+                    conv2=conv(c_out, c_out),
+                    bn2=ShiftOnlyBatchNorm(c_out),
+                    act2=nn.GELU(),
+                )
+            )
+
+        super().__init__(
+            OrderedDict(
+                whiten=PatchWhitening(in_channels),
+                act=nn.GELU(),
+                group1=group(8 * in_channels, widths[0]),
+                group2=group(widths[0], widths[1]),
+                group3=group(widths[1], widths[2]),
+                pool=nn.AdaptiveMaxPool2d(1),
+                flatten=nn.Flatten(),
+                fc=nn.Linear(widths[2], num_classes, bias=False),
+            )
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if min(x.shape[-2:]) < 16:
+            raise InputError(f"airbench takes images of at least 16 px, got {tuple(x.shape[-2:])}: use a ResNet")
+        return super().forward(x) / 9  # airbench's logit scale: a cooler softmax at initialisation
+
+
 def build_model(
     arch: str, num_classes: int, *, in_channels: int = 3, width: int = 64, pretrained: bool = False
 ) -> nn.Module:
@@ -99,6 +209,8 @@ def build_model(
         return _imagenet_resnet(arch, num_classes)
     if arch == "smallcnn":
         return SmallCNN(num_classes, in_channels, width)
+    if arch == "airbench":
+        return AirbenchNet(num_classes, in_channels, width)
     block, layers = RESNET_LAYOUTS[arch]
     return CifarResNet(block, layers, num_classes, in_channels, width)
 
@@ -144,6 +256,11 @@ def logits_of(output: object) -> Tensor:
         f"the network returned a {type(output).__name__}, not one tensor of logits: wrap it as "
         f"tgkit.models.PickLogits(network) (keeps output[0]) or PickLogits(network, pick=...) to choose the logits"
     )
+
+
+def whitening_layers(model: nn.Module) -> list[PatchWhitening]:
+    """The patch-whitening layers of `model` (airbench has one): `train.fit` sets them from the data."""
+    return [module for module in model.modules() if isinstance(module, PatchWhitening)]
 
 
 def num_classes_of(model: nn.Module) -> int:

@@ -15,6 +15,11 @@ off zero on the next step. The `MaskEnforcer` therefore, around every optimizer 
 
 so that no optimizer, with any weight decay, can regrow a pruned connection.
 
+The CPU recipe's tricks (airbench94's, README "The CPU recipe") are `TrainConfig` fields, off by default:
+label smoothing, the BatchNorm shifts' own learning rate (`bn_bias_lr_scale`), and `Lookahead` averaging,
+which keeps a pruned weight at zero like every other step. A network with a patch-whitening layer
+(`models.PatchWhitening`, airbench's) has it set from the training images before its first training.
+
 It trains with bf16 autocast and channels_last tensors wherever the device multiplies bf16 natively
 (a GPU; a CPU with AMX or AVX-512 BF16: `TrainConfig.precision`, `device.autocast_dtype`), in fp32
 elsewhere, and on a GPU optionally with `torch.compile`; the dataset stays resident on the device and
@@ -33,11 +38,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from tgkit import losses
 from tgkit.data import ImageData, Loaders
 from tgkit.hparams import KDConfig, TrainConfig
-from tgkit.models import logits_of, num_classes_of
+from tgkit.models import logits_of, num_classes_of, whitening_layers
 from tgkit.util import checkpoint
 from tgkit.util.device import autocast, autocast_dtype, default_device, synchronize
 from tgkit.util.errors import InputError, TgkitError
@@ -104,17 +110,36 @@ def check_same_classes(student: nn.Module, teacher: nn.Module, data: ImageData |
         _check_data(student, data)
 
 
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """The trainable parameters, in one group, or two where `bn_bias_lr_scale` is not 1: BatchNorm shifts at
+    lr * scale and weight decay / scale (the same decay per step, lr * wd), the rest as configured."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if config.bn_bias_lr_scale == 1:
+        return [{"params": trainable}]
+    shifts = {id(m.bias) for m in model.modules() if isinstance(m, _BatchNorm) and m.bias is not None}
+    scale = config.bn_bias_lr_scale
+    return [
+        {"params": [p for p in trainable if id(p) not in shifts]},
+        {
+            "params": [p for p in trainable if id(p) in shifts],
+            "lr": config.lr * scale,
+            "weight_decay": config.weight_decay / scale,
+        },
+    ]
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = _parameter_groups(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            groups,
             lr=config.lr,
             momentum=config.momentum,
             nesterov=config.nesterov and config.momentum > 0,
             weight_decay=config.weight_decay,
         )
     if config.optimizer == "adam":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     raise InputError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adam'")
 
 
@@ -179,11 +204,52 @@ class MaskEnforcer:
                     value.mul_(keep)
 
 
+class Lookahead:
+    """airbench's lookahead: every `every` steps the weights move to a slow average of themselves,
+
+        slow <- d * slow + (1 - d) * fast,   fast <- slow,   d = 0.95^every * (step / total)^3
+
+    over every floating-point tensor of the state dict (BatchNorm's running statistics too). d grows from 0
+    (no averaging while the lr is high) to 0.95^every at the end, so the late, noisy steps are averaged.
+    A pruned weight is zero in both fast and slow from the start (the slow copy is taken after the masks
+    are applied), so the average keeps it zero: averaging never revives a pruned weight (tested).
+    """
+
+    def __init__(self, model: nn.Module, every: int, total_steps: int):
+        if total_steps < 1:
+            raise InputError(
+                "lookahead needs the number of training steps: train with a loader that has a length "
+                "(a DataLoader or a list), or set lookahead_every=0"
+            )
+        self.model, self.every, self.total = model, every, total_steps
+        self.steps = 0
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps % self.every:
+            return
+        decay = 0.95**self.every * min(1.0, self.steps / self.total) ** 3
+        fast = self.model.state_dict()
+        for name, slow in self.slow.items():
+            slow.lerp_(fast[name], 1 - decay)
+            fast[name].copy_(slow)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "slow": self.slow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        for name, slow in self.slow.items():
+            slow.copy_(state["slow"][name])
+
+
 class TrainingStep:
     """One optimizer step of `fit`, set up once: the model (and teacher) on the device in the right memory
     format, optionally compiled, the optimizer, the lr schedule, and the mask enforcer around the step.
 
-    Calling it with a batch runs forward, loss, backward and the step, and returns the batch's
+    Calling it with a batch runs forward, loss, backward, the step and the lookahead, and returns the batch's
     (loss, ce, kd, correct) summed over its samples, on the device (no host sync per step).
     `tgkit.bench` times exactly this.
     """
@@ -210,12 +276,19 @@ class TrainingStep:
         self.enforcer = enforcer
         if enforcer is not None:
             enforcer.attach(self.optimizer)
+            enforcer.after_step()  # the weights start pruned: the lookahead's slow copy too
+        self.label_smoothing = config.label_smoothing
+        self.lookahead = (
+            Lookahead(self.model, config.lookahead_every, config.epochs * steps_per_epoch)
+            if config.lookahead_every
+            else None
+        )
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.precision):
             logits = logits_of(self.step_model(x))
             if self.teacher is None:
-                loss = F.cross_entropy(logits.float(), y)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
                 parts = (loss, loss, torch.zeros((), device=self.device))
             else:
                 with torch.no_grad():
@@ -239,8 +312,36 @@ class TrainingStep:
         self.schedule.step()
         if self.enforcer is not None:
             self.enforcer.after_step()
+        if self.lookahead is not None:
+            self.lookahead.step()
         with torch.no_grad():
             return torch.stack([p.detach().float() * len(y) for p in parts] + [(logits.argmax(1) == y).sum().float()])
+
+
+# The images whose 2x2 patches set a whitening layer: airbench's 5,000, enough for a 12 x 12 covariance.
+WHITENING_IMAGES = 5000
+
+
+def fit_whitening(model: nn.Module, data: ImageData | Loaders, device: torch.device) -> None:
+    """Set the model's patch-whitening layers (`models.PatchWhitening`) from the first `WHITENING_IMAGES`
+    training images as the network sees them (normalised, not augmented), once: a fitted layer (a
+    trained network's, retrained or resumed) is left as it is."""
+    layers = [layer for layer in whitening_layers(model) if not layer.fitted]
+    if not layers:
+        return
+    if isinstance(data, ImageData):
+        batches = data.batches("train", WHITENING_IMAGES, shuffle=False, augment=False, device=device)
+        images = next(iter(batches))[0]
+    else:
+        taken, count = [], 0
+        for x, _ in data.batches("train", device=device):
+            taken.append(x)
+            count += len(x)
+            if count >= WHITENING_IMAGES:
+                break
+        images = torch.cat(taken)[:WHITENING_IMAGES]
+    for layer in layers:
+        layer.fit(images.to(layer.weight.device))
 
 
 def check_batch_fits(batch_size: int, train_images: int, dataset: str, setting: str = "batch_size") -> None:
@@ -300,6 +401,7 @@ def fit(
         steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
     else:  # only the one-cycle schedule needs the loader's length
         steps_per_epoch = data.steps("train") if config.schedule == "onecycle" else 0
+    fit_whitening(model, data, device)
     enforcer = MaskEnforcer(model, masks) if masks is not None else None
     step = TrainingStep(model, config, device, steps_per_epoch, teacher=teacher, kd=kd, enforcer=enforcer)
     model, optimizer, schedule = step.model, step.optimizer, step.schedule
@@ -315,6 +417,8 @@ def fit(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
+        if step.lookahead is not None:
+            step.lookahead.load_state_dict(saved["lookahead"])
         state = saved["state"]
 
     epochs = progress_bar(
@@ -380,6 +484,7 @@ def fit(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
+                    "lookahead": None if step.lookahead is None else step.lookahead.state_dict(),
                     "state": state,
                 },
                 resume,

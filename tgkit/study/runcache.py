@@ -57,11 +57,13 @@ class RunCacheIsAFile(TgkitError, NotADirectoryError):
 
 def plain(config: Any) -> Any:
     """A config as JSON-able data: a dataclass becomes its type name and fields, recursively; a field marked
-    `metadata={"key": "if set"}` is left out while None (a field added so, changes no earlier key)."""
+    `metadata={"key": "if set"}` is left out while at its default (a field added so, changes no earlier key)."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
         unset = {
-            f.name for f in dataclasses.fields(config) if f.metadata.get("key") == "if set" and values[f.name] is None
+            f.name
+            for f in dataclasses.fields(config)
+            if f.metadata.get("key") == "if set" and values[f.name] == f.default
         }
         return {"type": type(config).__name__, **{k: plain(v) for k, v in values.items() if k not in unset}}
     if isinstance(config, (list, tuple)):

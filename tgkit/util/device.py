@@ -75,12 +75,14 @@ CPU_BF16_QUERIES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
 
 def native_bf16(device: torch.device | str) -> bool:
     """Whether `device` multiplies bf16 in hardware: a CUDA GPU that supports it, or a CPU with AMX or
-    AVX-512 BF16 (elsewhere bf16 is emulated, slower than fp32)."""
+    AVX-512 BF16 whose AVX-512 torch uses (elsewhere bf16 is emulated, slower than fp32). A CPU capped at
+    AVX2 (`ATEN_CPU_CAPABILITY=avx2`, as when a laptop is emulated on a bigger CPU) counts as one without."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return any(getattr(torch.cpu, query, lambda: False)() for query in CPU_BF16_QUERIES)
+        has_units = any(getattr(torch.cpu, query, lambda: False)() for query in CPU_BF16_QUERIES)
+        return has_units and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     return False
 
 
