@@ -97,9 +97,10 @@ def test_the_named_datasets_data_keys_did_not_change_with_the_augmentation_and_c
     stay valid; a set field is another key (the quick profile's 2-pixel translation since issue 19)."""
     assert runcache.stage_identity("data", hparams.profile("smoke").data, [], {})[0] == "data-db23114b320b"
     quick = hparams.profile("quick")
-    assert runcache.stage_identity("data", quick.data, [], {})[0] != runcache.stage_identity(
-        "data", hparams.profile("quick", augment_crop_padding=None).data, [], {}
-    )[0]
+    assert (
+        runcache.stage_identity("data", quick.data, [], {})[0]
+        != runcache.stage_identity("data", hparams.profile("quick", augment_crop_padding=None).data, [], {})[0]
+    )
     flipped = hparams.profile("smoke", augment_flip=False).data
     assert flipped.augment_flip is False and flipped.content is None
     assert runcache.stage_identity("data", flipped, [], {})[0] != "data-db23114b320b"
