@@ -84,7 +84,7 @@ def test_any_field_can_be_set_nested_ones_included():
         ("teacher_training.epochs=none", "not none"),
         ("kd=3", "one by one"),
         ("epochs", "write KEY=VALUE"),
-        ("colt.prune_rate=1.5", "prune_rate must be in"),
+        ("colt.prune_rate=1.5", r"prune_rate takes a number in \(0, 1\)"),
         ("sparsities=(0.9, 'x')", "numbers"),
     ],
 )

@@ -4,6 +4,7 @@ per profile) and the settings a configuration refuses."""
 import pytest
 
 from tgkit import hparams
+from tgkit.bench import throughput
 from tgkit.hparams import ColtConfig, ModelSpec
 from tgkit.study import runcache, sweep
 from tgkit.util.errors import InputError
@@ -49,7 +50,7 @@ def test_every_profile_and_default_still_constructs():
     for name in hparams.PROFILES:
         hparams.profile(name), hparams.colt_config(name), hparams.lth_config(name)
     hparams.BenchConfig(), hparams.ClusterConfig(), hparams.DeploymentConfig()
-    for defaults in hparams.BENCH_DEVICE_DEFAULTS.values():
+    for defaults in throughput.DEVICE_DEFAULTS.values():
         hparams.BenchConfig(**defaults)
 
 
@@ -70,6 +71,9 @@ def test_every_profile_and_default_still_constructs():
         (lambda: hparams.ScoringConfig(epochs=0), "epochs takes a whole number >= 1"),
         # refused only late before: the validation split, the retraining optimizer and schedule
         (lambda: hparams.profile("smoke", val_fraction=0.0), r"val_fraction takes a number in \(0, 1\)"),
+        (lambda: hparams.TrainConfig(label_smoothing=1.0), r"label_smoothing takes a number in \[0, 1\), got 1.0"),
+        (lambda: hparams.TrainConfig(bn_bias_lr_scale=0), r"bn_bias_lr_scale takes a number in \(0, inf\) \(1: no"),
+        (lambda: hparams.TrainConfig(lookahead_every=-1), "lookahead_every takes a whole number >= 0"),
         (lambda: hparams.profile("smoke", val_fraction=1.0), r"val_fraction takes a number in \(0, 1\)"),
         (lambda: hparams.RetrainConfig(optimizer="adamw"), "optimizer takes one of sgd, adam"),
         (lambda: hparams.RetrainConfig(schedule="cosine"), "schedule takes one of onecycle, constant"),

@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from tgkit.util.errors import InputError, check_choice, check_some, check_whole
+from tgkit.util.errors import InputError, check_choice, check_interval, check_some, check_whole
 
 
 def setting(default: Any, help: str, **metadata: Any) -> Any:
@@ -118,10 +118,8 @@ class TrainConfig:
     def __post_init__(self):
         check_choice("precision", self.precision, PRECISIONS)
         check_whole("lookahead_every", self.lookahead_every, least=0, note="steps between averages; 0: none")
-        if not 0 <= self.label_smoothing < 1:
-            raise InputError(f"label_smoothing takes a number in [0, 1), got {self.label_smoothing!r}")
-        if not 0 < self.bn_bias_lr_scale < math.inf:
-            raise InputError(f"bn_bias_lr_scale takes a number > 0 (1: no scaling), got {self.bn_bias_lr_scale!r}")
+        check_interval("label_smoothing", self.label_smoothing, 0, 1, closed="[)")
+        check_interval("bn_bias_lr_scale", self.bn_bias_lr_scale, 0, math.inf, note="1: no scaling")
         check_whole("epochs", self.epochs)
         check_whole("batch_size", self.batch_size, note="images per step")
         check_whole("patience", self.patience, note="epochs without a better validation accuracy", optional=True)
@@ -213,8 +211,7 @@ class ColtConfig:
 
     def __post_init__(self):
         check_whole("partitions", self.partitions, note="class blocks, each trained by its own network")
-        if not 0 < self.prune_rate < 1:
-            raise InputError(f"prune_rate must be in (0, 1), got {self.prune_rate!r}")
+        check_interval("prune_rate", self.prune_rate, 0, 1, note="the share of the remaining weights pruned a round")
         _levels("target_sparsity", (self.target_sparsity,))
         check_choice("over", self.over, OVER)
 
@@ -308,9 +305,8 @@ class RunConfig:
     teacher_help: TeacherHelpConfig = field(default_factory=TeacherHelpConfig)  # the teacher's snapshots, notebook 06
 
     def __post_init__(self):
-        if isinstance(self.val_fraction, bool) or not 0 < self.val_fraction < 1:
-            why = "the validation split picks each training's best epoch"
-            raise InputError(f"val_fraction takes a number in (0, 1) ({why}), got {self.val_fraction!r}")
+        why = "the validation split picks each training's best epoch"
+        check_interval("val_fraction", self.val_fraction, 0, 1, note=why)
         _levels("sparsities", self.sparsities, "(0.9,)")
         _levels("sweep", self.sweep, "(0.9, 0.98)")
         _levels("baseline_sweep", self.baseline_sweep)  # empty: no baselines (None: every level of `sweep`)
@@ -395,7 +391,7 @@ class PruningStage:
 @dataclass
 class BenchConfig:
     """What `python -m tgkit.bench` measures, and how long; each field is one of its flags. Fields left
-    at None take `BENCH_DEVICE_DEFAULTS` for the device (`bench.throughput.resolved`).
+    at None take the device's defaults (`bench.throughput.DEVICE_DEFAULTS`, `resolved`).
 
     train_images: the synthetic training split; as large as CIFAR-10's, so that the per-epoch work of
         `Batches` (shuffling, drawing the augmentation) weighs on a step as much as in real training.
@@ -435,19 +431,6 @@ class BenchConfig:
             flag, optional = f"--{name.replace('_', '-')}", name not in ("rounds", "train_images")
             check_whole(flag, getattr(self, name), optional=optional)
         check_whole("--warmup", self.warmup, least=0, optional=True)
-
-
-# On CUDA the full profile's networks (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch
-# 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps,
-# so that a CPU's run stays short.
-BENCH_DEVICE_DEFAULTS = {
-    "cuda": dict(
-        width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10, eval_images=10_000
-    ),
-    "cpu": dict(
-        width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1, eval_images=1_024
-    ),
-}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -523,7 +506,7 @@ def cpu_recipe(epochs: int, kind: type[TrainConfig] = TrainConfig, **overrides) 
     """airbench's training for `epochs` epochs (no label smoothing: a teacher that distils keeps its targets),
     as a `kind` (`RetrainConfig` for a pruned network), with field overrides."""
     recipe = dict(batch_size=512, lr=0.75, momentum=0.85, weight_decay=1.33e-3, bn_bias_lr_scale=64, lookahead_every=5)
-    return kind(epochs=epochs, warmup_epochs=round(0.23 * epochs, 2), **(recipe | overrides))
+    return kind(**(recipe | {"epochs": epochs, "warmup_epochs": round(0.23 * epochs, 2)} | overrides))
 
 
 def _quick(dataset: str) -> RunConfig:

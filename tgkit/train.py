@@ -16,8 +16,8 @@ off zero on the next step. The `MaskEnforcer` therefore, around every optimizer 
 so that no optimizer, with any weight decay, can regrow a pruned connection.
 
 The CPU recipe's tricks (airbench94's, README "The CPU recipe") are `TrainConfig` fields, off by default:
-label smoothing, the BatchNorm shifts' own learning rate (`bn_bias_lr_scale`), and `Lookahead` averaging,
-which keeps a pruned weight at zero like every other step. A network with a patch-whitening layer
+label smoothing, the BatchNorm shifts' own learning rate (`bn_bias_lr_scale`), and lookahead averaging
+(`tgkit.lookahead`), which keeps a pruned weight at zero like every other step. A network with a patch-whitening layer
 (`models.PatchWhitening`, airbench's) has it set from the training images before its first training.
 
 It trains with bf16 autocast and channels_last tensors wherever the device multiplies bf16 natively
@@ -43,6 +43,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tgkit import losses
 from tgkit.data import ImageData, Loaders
 from tgkit.hparams import KDConfig, TrainConfig
+from tgkit.lookahead import Lookahead
 from tgkit.models import logits_of, num_classes_of, whitening_layers
 from tgkit.util import checkpoint
 from tgkit.util.device import autocast, autocast_dtype, default_device, synchronize
@@ -202,47 +203,6 @@ class MaskEnforcer:
             for value in self.optimizer.state.get(parameter, {}).values():
                 if torch.is_tensor(value) and value.shape == keep.shape:
                     value.mul_(keep)
-
-
-class Lookahead:
-    """airbench's lookahead: every `every` steps the weights move to a slow average of themselves,
-
-        slow <- d * slow + (1 - d) * fast,   fast <- slow,   d = 0.95^every * (step / total)^3
-
-    over every floating-point tensor of the state dict (BatchNorm's running statistics too). d grows from 0
-    (no averaging while the lr is high) to 0.95^every at the end, so the late, noisy steps are averaged.
-    A pruned weight is zero in both fast and slow from the start (the slow copy is taken after the masks
-    are applied), so the average keeps it zero: averaging never revives a pruned weight (tested).
-    """
-
-    def __init__(self, model: nn.Module, every: int, total_steps: int):
-        if total_steps < 1:
-            raise InputError(
-                "lookahead needs the number of training steps: train with a loader that has a length "
-                "(a DataLoader or a list), or set lookahead_every=0"
-            )
-        self.model, self.every, self.total = model, every, total_steps
-        self.steps = 0
-        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        if self.steps % self.every:
-            return
-        decay = 0.95**self.every * min(1.0, self.steps / self.total) ** 3
-        fast = self.model.state_dict()
-        for name, slow in self.slow.items():
-            slow.lerp_(fast[name], 1 - decay)
-            fast[name].copy_(slow)
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps, "slow": self.slow}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps = state["steps"]
-        for name, slow in self.slow.items():
-            slow.copy_(state["slow"][name])
 
 
 class TrainingStep:

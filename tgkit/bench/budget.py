@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 
 from tgkit import masker, models
-from tgkit.hparams import BENCH_DEVICE_DEFAULTS, ModelSpec, RunConfig
+from tgkit.bench.throughput import DEVICE_DEFAULTS
+from tgkit.hparams import ModelSpec, RunConfig
 from tgkit.study import sweep
 from tgkit.study.pipeline import CHECKPOINT_EVERY_S
 from tgkit.study.snapshots import kept_epochs
@@ -167,7 +168,7 @@ def stage_plan(config: RunConfig, rates: Mapping[str, float], *, device_type: st
 
     for name, (seconds, source) in COMMAND_S.items():
         add("command", name, "fixed", seconds, source)
-    bench = BENCH_DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+    bench = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
     bench_images = (bench["warmup"] + BENCH_ROUNDS * bench["steps"]) * config.student_training.batch_size
     bench_seconds = BENCH_START_S + bench["steps"] * config.student_training.batch_size * rates["score_s_per_50k"] / 5e4
     bench_seconds += sum(

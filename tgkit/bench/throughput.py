@@ -23,7 +23,7 @@ synchronised before every clock read. The kinds of training step are timed in al
 and each reports its median round, so that a machine that slows down or speeds up during the run
 (clocks, another process on a shared CPU) shifts all of them alike instead of biasing one.
 
-Defaults follow the device (`hparams.BENCH_DEVICE_DEFAULTS`): on CUDA the full profile's networks
+Defaults follow the device (`DEVICE_DEFAULTS`): on CUDA the full profile's networks
 (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch 512; on the CPU the same student at
 width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps. As in `train.fit`, bf16 autocast
 (with channels_last) applies where the device has bf16 units, torch.compile on CUDA only; scoring
@@ -46,11 +46,22 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from tgkit import masker, scorer
 from tgkit.data import ImageData
-from tgkit.hparams import BENCH_DEVICE_DEFAULTS, BenchConfig, TrainConfig
+from tgkit.hparams import BenchConfig, TrainConfig
 from tgkit.models import build_model
 from tgkit.train import MaskEnforcer, TrainingStep, evaluate, memory_format_for
 from tgkit.util.device import default_device, device_name, precision_name, stopwatch
 
+# On CUDA the full profile's networks (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch
+# 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps,
+# so that a CPU's run stays short.
+DEVICE_DEFAULTS = {
+    "cuda": dict(
+        width=64, teacher_arch="resnet50", teacher_width=64, batch_size=512, steps=30, warmup=10, eval_images=10_000
+    ),
+    "cpu": dict(
+        width=16, teacher_arch="resnet18", teacher_width=16, batch_size=128, steps=3, warmup=1, eval_images=1_024
+    ),
+}
 # One CIFAR-10 training epoch: scoring cost is reported per this many images.
 EPOCH_IMAGES = 50_000
 NUM_CLASSES = 10
@@ -61,9 +72,9 @@ RANDOM_PIXEL_MEAN, RANDOM_PIXEL_STD = 0.5, 12**-0.5
 
 def resolved(config: BenchConfig) -> BenchConfig:
     """A copy with the device chosen and every None field set to that device's default
-    (`hparams.BENCH_DEVICE_DEFAULTS`)."""
+    (`DEVICE_DEFAULTS`)."""
     device = str(config.device or default_device())
-    defaults = BENCH_DEVICE_DEFAULTS["cuda" if torch.device(device).type == "cuda" else "cpu"]
+    defaults = DEVICE_DEFAULTS["cuda" if torch.device(device).type == "cuda" else "cpu"]
     filled = {name: value for name, value in defaults.items() if getattr(config, name) is None}
     return dataclasses.replace(config, device=device, **filled)
 

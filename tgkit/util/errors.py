@@ -52,6 +52,20 @@ def check_whole(name: str, value: Any, *, least: int = 1, note: str = "", option
         raise InputError(f"{name} takes a whole number >= {least}{f' ({note})' if note else ''}, got {value!r}")
 
 
+def check_interval(name: str, value: Any, low: float, high: float, *, closed: str = "()", note: str = "") -> None:
+    """`value` must be a number in the interval from `low` to `high`, `closed` naming its brackets: "()" open,
+    "[)" with `low`, "[]" with both; `note` says what the number is for."""
+    inside = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and (low <= value if closed[0] == "[" else low < value)
+        and (value <= high if closed[1] == "]" else value < high)
+    )
+    if not inside:
+        interval = f"{closed[0]}{low:g}, {high:g}{closed[1]}"
+        raise InputError(f"{name} takes a number in {interval}{f' ({note})' if note else ''}, got {value!r}")
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...], note: str = "") -> None:
     """`value` must be one of `choices`; `note` follows the list."""
     if value not in choices:
