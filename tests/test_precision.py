@@ -10,8 +10,9 @@ import torch
 
 from tgkit import models
 from tgkit.hparams import TrainConfig
-from tgkit.train import fit, memory_format_for
+from tgkit.train import fit
 from tgkit.util import device
+from tgkit.util.device import memory_format_for, tiny_strided_1x1
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,12 +39,33 @@ def test_auto_is_bf16_exactly_where_the_cpu_has_bf16_units(monkeypatch, present)
     assert device.numerics("cpu")["native_bf16"] is present  # so a cache made on one is not read on the other
 
 
-def test_channels_last_goes_with_bf16_on_a_cpu(monkeypatch):
+def test_channels_last_goes_with_bf16_on_a_cpu_with_bf16_units(monkeypatch):
     cpu_with_bf16_units(monkeypatch, True)
     cpu = torch.device("cpu")
     assert memory_format_for(cpu, True, "auto") == torch.channels_last
     assert memory_format_for(cpu, True, "fp32") == torch.contiguous_format
     assert memory_format_for(cpu, False, "auto") == torch.contiguous_format
+
+
+def test_channels_last_serves_fp32_on_a_cpu_without_bf16_units(monkeypatch):
+    cpu_with_bf16_units(monkeypatch, False)
+    cpu = torch.device("cpu")
+    assert memory_format_for(cpu, True, "auto") == torch.channels_last  # auto is fp32 there
+    assert memory_format_for(cpu, True, "fp32") == torch.channels_last
+    assert memory_format_for(cpu, False, "fp32") == torch.contiguous_format
+
+
+def test_a_tiny_strided_shortcut_keeps_fp32_training_contiguous(monkeypatch):
+    """ResNet-10 width 4's first shortcut (a 1x1 stride-2 convolution of 4 input channels) crashed the
+    process in NHWC fp32 on an AVX2 CPU; width 8's (8 channels) and airbench's (no strided 1x1) did not."""
+    cpu_with_bf16_units(monkeypatch, False)
+    cpu = torch.device("cpu")
+    tiny, wide = models.build_model("resnet10", 10, in_channels=1, width=4), models.build_model("resnet10", 10, width=8)
+    assert (tiny_strided_1x1(tiny), tiny_strided_1x1(wide)) == (True, False)
+    assert not tiny_strided_1x1(models.build_model("airbench", 10, width=4))
+    assert memory_format_for(cpu, True, "fp32", tiny) == torch.contiguous_format
+    assert memory_format_for(cpu, True, "fp32", wide) == torch.channels_last
+    assert memory_format_for(cpu, True, "bf16", tiny) == torch.channels_last  # autocast takes another path
 
 
 def test_an_unknown_precision_is_refused_by_name():

@@ -106,7 +106,7 @@ class TrainConfig:
     # "auto": bf16 autocast where the device has bf16 units (CUDA; a CPU with AMX or AVX-512 BF16), fp32
     # elsewhere; "bf16" or "fp32" force it (device.autocast_dtype)
     precision: str = "auto"
-    channels_last: bool = True  # NHWC tensors, with bf16 autocast (on a CPU: only with it, where it pays)
+    channels_last: bool = True  # NHWC tensors (on a CPU with bf16 units: only with bf16 autocast)
     compile: bool = False  # torch.compile, on CUDA only
     # airbench's tricks (the CPU recipe, README), each off by default and keyed in the run cache only when on
     label_smoothing: float = field(default=0.0, metadata={"key": "if set"})  # of the CE without a teacher
@@ -419,7 +419,7 @@ class BenchConfig:
         "bf16 or fp32 force it",
         choices=PRECISIONS,
     )
-    channels_last: bool = setting(True, "channels_last memory format where the step autocasts to bf16, as fit does")
+    channels_last: bool = setting(True, "channels_last where it pays (device.memory_format_for), as fit")
     compile: bool = setting(False, "torch.compile the student (CUDA only, as in fit)")
     cudnn_benchmark: bool = setting(False, "let cuDNN time its algorithms for each shape (not what fit does)")
     train_images: int = setting(50_000, "synthetic training images")

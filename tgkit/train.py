@@ -20,10 +20,10 @@ label smoothing, the BatchNorm shifts' own learning rate (`bn_bias_lr_scale`), a
 (`tgkit.lookahead`), which keeps a pruned weight at zero like every other step. A network with a patch-whitening layer
 (`models.PatchWhitening`, airbench's) has it set from the training images before its first training.
 
-It trains with bf16 autocast and channels_last tensors wherever the device multiplies bf16 natively
-(a GPU; a CPU with AMX or AVX-512 BF16: `TrainConfig.precision`, `device.autocast_dtype`), in fp32
-elsewhere, and on a GPU optionally with `torch.compile`; the dataset stays resident on the device and
-is augmented there (see `data.Batches`).
+It trains with bf16 autocast wherever the device multiplies bf16 natively (a GPU; a CPU with AMX or
+AVX-512 BF16: `TrainConfig.precision`, `device.autocast_dtype`), in fp32 elsewhere, with channels_last
+tensors where they pay (`device.memory_format_for`), and on a GPU optionally with `torch.compile`; the
+dataset stays resident on the device and is augmented there (see `data.Batches`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from tgkit.hparams import KDConfig, TrainConfig
 from tgkit.lookahead import Lookahead
 from tgkit.models import logits_of, num_classes_of, whitening_layers
 from tgkit.util import checkpoint
-from tgkit.util.device import autocast, autocast_dtype, default_device, synchronize
+from tgkit.util.device import autocast, default_device, memory_format_for, synchronize
 from tgkit.util.errors import InputError, TgkitError
 from tgkit.util.progress import progress_bar
 
@@ -161,13 +161,6 @@ def _make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
 
 
-def memory_format_for(device: torch.device, channels_last: bool, precision: str) -> torch.memory_format:
-    """channels_last (NHWC) speeds up convolutions with tensor cores on a GPU, and bf16 convolutions on
-    a CPU (oneDNN's AMX kernels take NHWC); fp32 convolutions on a CPU it does not."""
-    wanted = channels_last and (device.type == "cuda" or autocast_dtype(device, precision) is not None)
-    return torch.channels_last if wanted else torch.contiguous_format
-
-
 class MaskEnforcer:
     """Keep the pruned weights of `model` (mask False) at exactly zero through an optimizer's steps."""
 
@@ -226,7 +219,7 @@ class TrainingStep:
         enforcer: MaskEnforcer | None = None,
     ):
         self.device, self.precision = device, config.precision
-        self.memory_format = memory_format_for(device, config.channels_last, config.precision)
+        self.memory_format = memory_format_for(device, config.channels_last, config.precision, model)
         self.model = model.to(device, memory_format=self.memory_format)
         self.teacher = None if teacher is None else teacher.to(device, memory_format=self.memory_format).eval()
         self.kd = kd or KDConfig()
@@ -355,7 +348,7 @@ def fit(
     if teacher is not None:
         check_same_classes(model, teacher)
     data = data.to(device)  # the kit's data resident on the device: batches copy nothing per epoch
-    channels_last = memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
+    channels_last = memory_format_for(device, config.channels_last, config.precision, model) == torch.channels_last
     if isinstance(data, ImageData):
         check_batch_fits(config.batch_size, len(data.train_y), data.name)
         steps_per_epoch = len(data.batches("train", config.batch_size, device=device))

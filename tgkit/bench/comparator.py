@@ -36,8 +36,8 @@ from torchvision.models import resnet18
 from tgkit.data import ImageData
 from tgkit.hparams import TrainConfig
 from tgkit.models import build_model
-from tgkit.train import TrainingStep, memory_format_for
-from tgkit.util.device import device_name, precision_name, stopwatch
+from tgkit.train import TrainingStep
+from tgkit.util.device import device_name, memory_format_for, precision_name, stopwatch
 
 TRAIN_SHARE = 0.8  # the authors' 80/20 split of the training images
 

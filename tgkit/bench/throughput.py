@@ -26,7 +26,7 @@ and each reports its median round, so that a machine that slows down or speeds u
 Defaults follow the device (`DEVICE_DEFAULTS`): on CUDA the full profile's networks
 (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch 512; on the CPU the same student at
 width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps. As in `train.fit`, bf16 autocast
-(with channels_last) applies where the device has bf16 units, torch.compile on CUDA only; scoring
+applies where the device has bf16 units, channels_last where it pays, torch.compile on CUDA only; scoring
 autocasts its forward passes at the same precision, as the GPU profiles score (`ScoringConfig.precision`).
 """
 
@@ -48,8 +48,8 @@ from tgkit import masker, scorer
 from tgkit.data import ImageData
 from tgkit.hparams import BenchConfig, TrainConfig
 from tgkit.models import build_model
-from tgkit.train import MaskEnforcer, TrainingStep, evaluate, memory_format_for
-from tgkit.util.device import default_device, device_name, precision_name, stopwatch
+from tgkit.train import MaskEnforcer, TrainingStep, evaluate
+from tgkit.util.device import default_device, device_name, memory_format_for, precision_name, stopwatch
 
 # On CUDA the full profile's networks (ResNet-18 width 64 student, ResNet-50 width 64 teacher) at batch
 # 512; on the CPU the same student at width 16, a ResNet-18 width 16 teacher, batch 128 and a few steps,
@@ -179,7 +179,7 @@ def time_training_steps(config: BenchConfig, data: ImageData, device: torch.devi
             enforcer=masked_enforcer(pruned_for_kd, config.sparsity),
         ),
     }
-    channels_last = memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
+    channels_last = runners["dense"].memory_format == torch.channels_last  # the student's, as fit lays out its data
     batches = {kind: endless_batches(data, config.batch_size, device, channels_last) for kind in runners}
 
     say(f"warming up ({config.warmup} steps of each kind{', compiling' if config.compile else ''})")
@@ -299,6 +299,7 @@ def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] =
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
     say(f"making {config.train_images:,} + {config.eval_images:,} synthetic images on {device}")
     data = synthetic_cifar(config.train_images, config.eval_images, image_shape=config.image_shape).to(device)
+    student = build_model(config.arch, NUM_CLASSES, in_channels=config.image_shape[0], width=config.width)
     row = {
         "device": device_name(device),
         "torch": torch.__version__,
@@ -306,8 +307,8 @@ def run_bench(config: BenchConfig | None = None, *, say: Callable[[str], None] =
         "teacher": f"{config.teacher_arch} width {config.teacher_width}",
         "batch_size": config.batch_size,
         "autocast": precision_name(device, config.precision),
-        "channels_last": on_off(
-            memory_format_for(device, config.channels_last, config.precision) == torch.channels_last
+        "channels_last": on_off(  # the student's layout, as `fit` chooses it
+            memory_format_for(device, config.channels_last, config.precision, student) == torch.channels_last
         ),
         "compile": on_off(cuda and config.compile),
         "cudnn_benchmark": on_off(cuda and config.cudnn_benchmark),

@@ -8,6 +8,8 @@ numerics(device)        what changes a computation's numbers besides its setting
 autocast_dtype(device, precision)
                         bf16 or None (fp32) for a `TrainConfig.precision`: "auto" is bf16 where the
                         device multiplies bf16 natively (`native_bf16`), "bf16" and "fp32" force it
+memory_format_for(device, channels_last, precision, model)
+                        channels_last where it pays, contiguous where it does not or breaks
 checked_device(name)    a --device flag's value, refused in one line (InputError) where the kit cannot
                         run on it: not cpu or cuda, no GPU visible, a GPU index past the last
 stopwatch(device)       wall-clock seconds of a block, queued GPU work waited for at both ends (a
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from torch import nn
 
 from tgkit.hparams import PRECISIONS
 from tgkit.util.errors import InputError
@@ -132,3 +135,26 @@ def stopwatch(device: torch.device | str) -> Iterator[Stopwatch]:
         yield watch
     finally:
         watch.seconds = watch.elapsed()
+
+
+def memory_format_for(
+    device: torch.device, channels_last: bool, precision: str, model: nn.Module | None = None
+) -> torch.memory_format:
+    """channels_last (NHWC) speeds up convolutions with tensor cores on a GPU, bf16 convolutions on a
+    CPU (oneDNN's AMX kernels take NHWC), and fp32 convolutions on a CPU without bf16 units (oneDNN's
+    AVX2 kernels: the laptop case, README "On the CPU"). Left contiguous: fp32 on a CPU with bf16 units,
+    where NHWC was not found to pay, and fp32 on a CPU for a `model` with a `tiny_strided_1x1` layer."""
+    fp32_cpu = device.type == "cpu" and autocast_dtype(device, precision) is None
+    contiguous_fp32 = fp32_cpu and (native_bf16(device) or (model is not None and tiny_strided_1x1(model)))
+    wanted = channels_last and not contiguous_fp32
+    return torch.channels_last if wanted else torch.contiguous_format
+
+
+def tiny_strided_1x1(model: nn.Module) -> bool:
+    """Whether `model` has a strided 1x1 convolution (a ResNet shortcut) of fewer than 8 input channels:
+    in NHWC and fp32 on an AVX2 CPU, torch 2.14's gradient of its weight corrupts the heap (found with
+    ResNet-10 width 4 on 1 thread), so such a network trains contiguous there."""
+    return any(
+        isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1) and max(layer.stride) > 1 and layer.in_channels < 8
+        for layer in model.modules()
+    )
