@@ -348,7 +348,6 @@ def fit(
     if teacher is not None:
         check_same_classes(model, teacher)
     data = data.to(device)  # the kit's data resident on the device: batches copy nothing per epoch
-    channels_last = memory_format_for(device, config.channels_last, config.precision, model) == torch.channels_last
     if isinstance(data, ImageData):
         check_batch_fits(config.batch_size, len(data.train_y), data.name)
         steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
@@ -358,6 +357,7 @@ def fit(
     enforcer = MaskEnforcer(model, masks) if masks is not None else None
     step = TrainingStep(model, config, device, steps_per_epoch, teacher=teacher, kd=kd, enforcer=enforcer)
     model, optimizer, schedule = step.model, step.optimizer, step.schedule
+    channels_last = step.memory_format == torch.channels_last  # the batches laid out as the step's model
 
     state = {"epoch": 0, "history": [], "best_accuracy": -1.0, "best_state": None, "stale_epochs": 0}
     resume = Path(resume) if resume else None
