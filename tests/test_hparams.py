@@ -1,6 +1,8 @@
 """`tgkit.hparams`: what the profiles hold (the fast profile's networks, data and runs; COLT's settings
 per profile) and the settings a configuration refuses."""
 
+from dataclasses import replace
+
 import pytest
 
 from tgkit import hparams
@@ -130,6 +132,31 @@ def test_the_stages_keep_their_keys_when_no_teacher_snapshot_is_named():
     assert runcache.stage_identity("teacher", with_snapshots, ["data-db23114b320b"], {})[0] != "teacher-1c7e0d80c98a"
     from_a_snapshot = hparams.PruningStage(0.9, "all", smoke.retraining, smoke.kd, 0, teacher_epoch=3)
     assert runcache.stage_identity("pruned", from_a_snapshot, ["a"], {})[0] != "pruned-b1a1b4405a50"
+
+
+def test_a_training_stage_keeps_its_key_while_it_draws_whole_epochs():
+    """TrainConfig.epoch_fraction enters the run cache's key only below 1: the smoke retraining's stage keeps the
+    id it had before the field existed (computed then); a fraction of an epoch is another stage."""
+    smoke = hparams.profile("smoke")
+    assert (
+        runcache.stage_identity("pruned", hparams.PruningStage(0.9, "all", smoke.retraining, smoke.kd, 0), ["a"], {})[0]
+        == "pruned-b1a1b4405a50"
+    )
+    short = replace(smoke.retraining, epochs=1, epoch_fraction=0.5)
+    assert runcache.stage_identity("pruned", hparams.PruningStage(0.9, "all", short, smoke.kd, 0), ["a"], {})[0] != (
+        "pruned-b1a1b4405a50"
+    )
+
+
+@pytest.mark.parametrize("lengths", [(0.05, 0.1, 0.2), (1, 2, 4), (0.5, 1, 3)])
+def test_notebook_06_takes_whole_epochs_or_fractions_of_one(lengths):
+    assert hparams.TeacherHelpConfig(retraining_epochs=lengths).retraining_epochs == lengths
+
+
+@pytest.mark.parametrize("length", [0, 1.5, -0.1, "2"])
+def test_notebook_06_refuses_a_length_neither_whole_nor_a_fraction_of_one(length):
+    with pytest.raises(ValueError, match="retraining_epochs takes a whole number >= 1 .*or a fraction of one"):
+        hparams.TeacherHelpConfig(retraining_epochs=(1, length))
 
 
 def test_every_profile_keeps_teacher_snapshots_within_its_teachers_training():

@@ -351,11 +351,14 @@ def test_a_pruned_run_names_a_teacher_snapshot_its_length_and_its_kd_loss(tmp_pa
     variants = [
         dict(teacher_epoch=1),
         dict(retraining_epochs=2),
+        dict(retraining_epochs=0.5),
         dict(kd_settings=KDConfig(order="plain", beta=0.0)),
         dict(kd=False, teacher_epoch=1),
     ]
     ids = {plain.id} | {experiment().pruned_stage("teacher_guided", 0.5, **v).id for v in variants}
     assert len(ids) == 1 + len(variants)
+    half = experiment().pruned_stage("teacher_guided", 0.5, retraining_epochs=0.5).config.retraining
+    assert (half.epochs, half.epoch_fraction) == (1, 0.5)  # a fraction of an epoch: one epoch drawing that share
     assert experiment().pruned_stage("magnitude", 0.5, kd=False, teacher_epoch=1).id == (
         experiment().pruned_stage("magnitude", 0.5, kd=False).id
     )

@@ -35,10 +35,14 @@ def test_the_plan_holds_every_run_of_the_grid_and_the_ablation_once():
     assert {(run.teacher_epoch, run.epochs, run.seed) for run in ablation} == {(None, 8, 0)}
 
 
-def test_the_ablation_brings_its_own_ce_and_kd_runs_where_the_grid_has_not_its_length():
-    config = replace(SMOKE, teacher_help=replace(SMOKE.teacher_help, retraining_epochs=(1, 2)))
-    ablation = [run for run in teacher_help.plan(config) if run.part == "ablation"]
-    assert [run.retraining for run in ablation] == ["CE", "KD", *teacher_help.ABLATION]
+def test_the_ablation_retrains_for_the_grids_longest_length_whose_ce_and_kd_runs_it_shares():
+    config = replace(SMOKE, teacher_help=replace(SMOKE.teacher_help, retraining_epochs=(0.05, 0.2, 0.1)))
+    runs = teacher_help.plan(config)
+    ablation = [run for run in runs if run.part == "ablation"]
+    assert [run.retraining for run in ablation] == list(teacher_help.ABLATION)
+    assert {(run.teacher_epoch, run.epochs, run.seed) for run in ablation} == {(None, 0.2, 0)}
+    for retraining in ("CE", "KD"):
+        assert HelpRun("grid", "teacher_guided", None, retraining, 0.2, 0) in runs
 
 
 def test_a_variant_equal_to_the_configured_loss_is_left_out():
@@ -63,8 +67,8 @@ def test_each_run_names_its_teacher_length_seed_and_loss():
 
 
 class PlannedExperiment:
-    """What `plan_table` reads of an Experiment: the dense student's seconds per epoch (6 s: 0.1 minute) and which
-    stages are in the run cache (the runs of seed 0, and the trained teacher's scores)."""
+    """What `plan_table` reads of an Experiment: the dense student's seconds per epoch (6 s, of which 1.2 s its
+    validation) and which stages are in the run cache (the runs of seed 0, and the trained teacher's scores)."""
 
     def __init__(self, config):
         self.config = config
@@ -80,14 +84,29 @@ class PlannedExperiment:
         return SimpleNamespace(done=teacher_epoch is None)
 
 
-def test_the_plan_table_estimates_what_is_not_cached_at_the_students_seconds_per_epoch():
+@pytest.fixture
+def timed_evaluations(monkeypatch):
+    """One evaluation of the dense student: 1.2 s on the validation split, 2.4 s on the test split."""
+    monkeypatch.setattr(teacher_help, "evaluation_seconds", lambda experiment: (1.2, 2.4))
+
+
+def test_the_plan_table_estimates_what_is_not_cached_at_the_students_seconds_per_epoch(timed_evaluations):
     runs = teacher_help.plan(SMOKE)
     table = teacher_help.plan_table(PlannedExperiment(SMOKE), runs)
     assert len(table) == len(runs) and list(table["cached"]) == [run.seed == 0 for run in runs]
-    uncached_epochs = sum(run.epochs for run in runs if run.seed != 0)
-    assert table["estimated_minutes"].sum() == pytest.approx(0.1 * uncached_epochs)
+    # whole epochs: 4.8 s of training and 1.2 s of validation each (the student's 6 s), then 2.4 s of test
+    uncached = [run for run in runs if run.seed != 0]
+    assert table["estimated_minutes"].sum() == pytest.approx(sum(6 * run.epochs + 2.4 for run in uncached) / 60)
     assert table.attrs["scoring_minutes"] == pytest.approx(2 * SMOKE.scoring.epochs * 0.1)  # two snapshots to score
-    assert table.attrs["estimated_minutes"] == pytest.approx(0.1 * uncached_epochs + 2 * SMOKE.scoring.epochs * 0.1)
+    assert table.attrs["estimated_minutes"] == pytest.approx(
+        table["estimated_minutes"].sum() + table.attrs["scoring_minutes"]
+    )
+
+
+def test_a_fraction_of_an_epoch_costs_its_share_of_the_training_and_a_whole_validation(timed_evaluations):
+    config = replace(SMOKE, teacher_help=replace(SMOKE.teacher_help, retraining_epochs=(0.25,), seeds=(1,)))
+    table = teacher_help.plan_table(PlannedExperiment(config), teacher_help.plan(config))
+    assert table["estimated_minutes"].tolist() == pytest.approx([(0.25 * 4.8 + 1.2 + 2.4) / 60] * len(table))
 
 
 def test_run_grid_makes_one_row_per_run_with_its_teacher(monkeypatch):

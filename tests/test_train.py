@@ -141,6 +141,34 @@ def test_a_batch_larger_than_the_training_set_is_refused_naming_both_numbers(dig
     assert len(history) == 1, "a batch of the whole training set is still allowed"
 
 
+def training_passes(model) -> list[int]:
+    """The batch sizes of the forward passes `model` makes in training mode (its steps), as a list that fills."""
+    sizes = []
+    model.register_forward_hook(
+        lambda module, inputs, output: sizes.append(len(inputs[0])) if module.training else None
+    )
+    return sizes
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
+def test_an_epoch_fraction_trains_that_share_of_an_epochs_steps(digits, fraction):
+    """digits' training split at batch 64 is 20 steps (the last incomplete batch dropped); a quarter of an epoch is
+    5 of them, a half 10, the whole 20, in each epoch: a fresh draw of that many batches."""
+    model = models.build_model("smallcnn", 10, in_channels=1, width=4)
+    steps = training_passes(model)
+    config = TrainConfig(epochs=2, batch_size=64, epoch_fraction=fraction)
+    _, history = fit(model, digits, config, device="cpu", progress=False)
+    whole = len(digits.train_y) // 64
+    assert whole == 20 and len(history) == 2
+    assert steps == [64] * 2 * {0.25: 5, 0.5: 10, 1.0: 20}[fraction]
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_an_epoch_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"epoch_fraction takes a number in \(0, 1\]"):
+        TrainConfig(epoch_fraction=fraction)
+
+
 # --------------------------------------------------------------------------------------------------
 # the CPU recipe's tricks: lookahead, the BatchNorm shifts' learning rate
 

@@ -114,9 +114,12 @@ class TrainConfig:
     bn_bias_lr_scale: float = field(default=1.0, metadata={"key": "if set"})
     # steps between lookahead averages (train.Lookahead; airbench: 5); 0: none
     lookahead_every: int = field(default=0, metadata={"key": "if set"})
+    # the share of the training split each epoch draws, afresh each epoch: training shorter than an epoch
+    epoch_fraction: float = field(default=1.0, metadata={"key": "if set"})
 
     def __post_init__(self):
         check_choice("precision", self.precision, PRECISIONS)
+        check_interval("epoch_fraction", self.epoch_fraction, 0, 1, closed="(]", note="1: the whole split")
         check_whole("lookahead_every", self.lookahead_every, least=0, note="steps between averages; 0: none")
         check_interval("label_smoothing", self.label_smoothing, 0, 1, closed="[)")
         check_interval("bn_bias_lr_scale", self.bn_bias_lr_scale, 0, math.inf, note="1: no scaling")
@@ -252,22 +255,24 @@ class TeacherHelpConfig:
         (`Experiment.teacher_snapshots`): teachers of graded strength from one training; None keeps none, and
         epochs past `RunConfig.teacher_training.epochs` are left out (a shortened training keeps fewer).
     The grid: at `sparsity` (over all weights) the dense student is pruned by the scores of each teacher (every
-    snapshot and the trained teacher) and by magnitude, and retrained for each length of `retraining_epochs`,
-    with KD from that teacher and with CE alone, once per seed of `seeds`. The ablation of the KD loss
-    retrains as long as `RunConfig.retraining` does, at the strongest teacher, with the first seed.
+    snapshot and the trained teacher) and by magnitude, and retrained for each length of `retraining_epochs`
+    (whole epochs, or a fraction of one: one epoch drawing that share of the split), with KD from that teacher and with CE alone,
+    once per seed of `seeds`. The ablation of the KD loss retrains for the longest length, at the strongest
+    teacher, with the first seed.
     """
 
     snapshot_epochs: tuple[int, ...] | None = None
     sparsity: float = 0.9841
-    retraining_epochs: tuple[int, ...] = (1, 2, 4)
+    retraining_epochs: tuple[float, ...] = (1, 2, 4)
     seeds: tuple[int, ...] = (0, 1)
 
     def __post_init__(self):
         _levels("sparsity", (self.sparsity,))
-        check_some("retraining_epochs", self.retraining_epochs, "retraining length", "(1, 2, 4)")
+        check_some("retraining_epochs", self.retraining_epochs, "retraining length", "(1, 2, 4) or (0.1, 0.2)")
         check_some("seeds", self.seeds, "retraining seed", "(0, 1)")
         for epochs in self.retraining_epochs:
-            check_whole("retraining_epochs", epochs, note="epochs of retraining")
+            if not (isinstance(epochs, float) and 0 < epochs < 1):
+                check_whole("retraining_epochs", epochs, note="whole epochs of retraining, or a fraction of one")
         for epoch in self.snapshot_epochs or ():
             check_whole("snapshot_epochs", epoch, note="an epoch of the teacher's training, counted from 1")
 
@@ -414,10 +419,7 @@ class BenchConfig:
     sparsity: float = setting(0.9, "sparsity of the masked and KD steps (global magnitude masks)")
     device: str | None = setting(None, "cuda, cuda:1, cpu, ...", default_help="cuda if available")
     precision: str = setting(
-        "auto",
-        "auto: bf16 autocast where the device has bf16 units (a GPU, a CPU with AMX or AVX-512 BF16), else fp32; "
-        "bf16 or fp32 force it",
-        choices=PRECISIONS,
+        "auto", "auto: bf16 where the device has bf16 units (a GPU, AMX, AVX-512 BF16), else fp32", choices=PRECISIONS
     )
     channels_last: bool = setting(True, "channels_last where it pays (device.memory_format_for), as fit")
     compile: bool = setting(False, "torch.compile the student (CUDA only, as in fit)")
@@ -459,8 +461,8 @@ class ClusterConfig:
     mem_gb: float | None = setting(None, "SLURM memory per job, GB")
 
     def __post_init__(self):
-        check_whole("--workers", self.workers, note="local processes at once; or leave it out", optional=True)
-        check_whole("--jobs", self.jobs, note="jobs the runs are spread over; or leave it out", optional=True)
+        for name, note in (("workers", "local processes at once"), ("jobs", "jobs the runs are spread over")):
+            check_whole(f"--{name}", getattr(self, name), note=f"{note}; or leave it out", optional=True)
         for name in ("gpus_per_job", "cpus_per_job", "time_min", "array_parallelism"):
             check_whole(f"--{name.replace('_', '-')}", getattr(self, name), least=0 if name == "gpus_per_job" else 1)
 
@@ -526,8 +528,9 @@ def _quick(dataset: str) -> RunConfig:
         baseline_sweep=(0.90, 0.977),
         temperature_sweep=(0.9841,),
         seeds=(0, 1),
-        # teachers of graded strength from the one training, three short retraining lengths, two seeds
-        teacher_help=TeacherHelpConfig(snapshot_epochs=(2, 5), retraining_epochs=(1, 2, 3)),
+        # teachers of graded strength from the one training, two seeds, and three retraining lengths in fractions
+        # of an epoch (a twentieth to a fifth: 4 to 17 steps), so that notebook 06 fits 20 minutes of a laptop
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(2, 5), retraining_epochs=(0.05, 0.1, 0.2)),
         latency_from_scratch=False,
         colt=_colt(student, training, round_epochs=1, target=0.90),  # a block holds 1/P of the images
     )

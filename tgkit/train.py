@@ -29,6 +29,7 @@ dataset stays resident on the device and is augmented there (see `data.Batches`)
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -350,9 +351,12 @@ def fit(
     data = data.to(device)  # the kit's data resident on the device: batches copy nothing per epoch
     if isinstance(data, ImageData):
         check_batch_fits(config.batch_size, len(data.train_y), data.name)
-        steps_per_epoch = len(data.batches("train", config.batch_size, device=device))
-    else:  # only the one-cycle schedule needs the loader's length
-        steps_per_epoch = data.steps("train") if config.schedule == "onecycle" else 0
+        whole_epoch = len(data.batches("train", config.batch_size, device=device))
+    elif config.schedule == "onecycle" or config.epoch_fraction < 1:  # only these need the loader's length
+        whole_epoch = data.steps("train")
+    else:
+        whole_epoch = 0  # unknown, and no step needs it
+    steps_per_epoch = max(1, round(config.epoch_fraction * whole_epoch)) if whole_epoch else 0
     fit_whitening(model, data, device)
     enforcer = MaskEnforcer(model, masks) if masks is not None else None
     step = TrainingStep(model, config, device, steps_per_epoch, teacher=teacher, kd=kd, enforcer=enforcer)
@@ -389,9 +393,11 @@ def fit(
         model.train()
         totals = torch.zeros(4, device=device)  # loss, ce, kd, correct
         seen = 0
-        for x, y in data.batches(
+        batches = data.batches(
             "train", config.batch_size, device=device, seed=seed, epoch=epoch, channels_last=channels_last
-        ):
+        )
+        # a shuffled epoch's first batches: a fresh random draw of `epoch_fraction` of the split (None: all)
+        for x, y in itertools.islice(batches, steps_per_epoch or None):
             totals += step(x, y)
             seen += len(y)
         loss_sum, ce_sum, kd_sum, correct = (totals / seen).tolist()

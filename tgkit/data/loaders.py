@@ -67,8 +67,8 @@ class Loaders:
             count = len(self._loader(split))
         except TypeError:
             raise InputError(
-                f"the {split} loader has no length, which the one-cycle learning-rate schedule needs: pass a "
-                "DataLoader or a list, or train with schedule='constant'"
+                f"the {split} loader has no length, which the one-cycle learning-rate schedule and an epoch_fraction "
+                "below 1 need: pass a DataLoader or a list, or train with schedule='constant' and epoch_fraction=1"
             ) from None
         if count < 1:
             raise InputError(f"the {split} loader yields no batches")

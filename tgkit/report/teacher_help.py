@@ -119,7 +119,7 @@ def ablation_table(grid: pd.DataFrame) -> pd.DataFrame:
     table = table.assign(accuracy=100 * table.pop("test_accuracy")).set_index("setting")
     kd, ce = table.loc["KD", "accuracy"], table.loc["CE", "accuracy"]
     table = table.assign(versus_kd=table["accuracy"] - kd, versus_ce=table["accuracy"] - ce)
-    table.attrs.update(epochs=int(ablation["epochs"]), seed=int(ablation["seed"]))
+    table.attrs.update(epochs=float(ablation["epochs"]), seed=int(ablation["seed"]))
     return table.reset_index()
 
 
@@ -204,7 +204,7 @@ def verdicts(grid: pd.DataFrame, *, test_images: int) -> list[str]:
         sentences.append(
             f"The teacher helps in {role} ({what}): on average {_words(mean, one_seed=one_seed)} over "
             f"{mean['pairs']} paired runs; from {gain['gain'].min():+.2f} to {gain['gain'].max():+.2f} over teachers "
-            f"and lengths, the best with the {best['teacher']} teacher after {best['epochs']} epochs."
+            f"and lengths, the best with the {best['teacher']} teacher after {best['epochs']:g} epochs."
         )
     gap = paired_gain(grid, "retraining", accuracies=True)
     teachers, lengths = _teacher_order(gap), sorted(gap["epochs"].unique())
@@ -220,7 +220,7 @@ def verdicts(grid: pd.DataFrame, *, test_images: int) -> list[str]:
         )
     if len(lengths) > 1:
         sentences.append(
-            f"Longer retraining raises KD - CE, what KD retraining gains over CE ({lengths[-1]} epochs against {lengths[0]}): "
+            f"Longer retraining raises KD - CE, what KD retraining gains over CE ({lengths[-1]:g} epochs against {lengths[0]:g}): "
             f"{_words(moved('epochs', lengths[-1], lengths[0]), one_seed=one_seed)}."
         )
     return sentences
@@ -408,7 +408,7 @@ def plot_gap(gap: pd.DataFrame) -> Figure:
         axes.text(j, i, text, ha="center", va="center", color="white" if abs(value) > 0.6 * limit else "black")
     accuracy = gap.drop_duplicates("teacher").set_index("teacher")["teacher_accuracy"]
     axes.set_yticks(range(len(mean)), [f"{t} ({accuracy[t]:.1%})" for t in mean.index])
-    axes.set_xticks(range(mean.shape[1]), [str(e) for e in mean.columns])
+    axes.set_xticks(range(mean.shape[1]), [f"{e:g}" for e in mean.columns])
     axes.set(xlabel="retraining epochs", ylabel="teacher (test accuracy)")
     wins = int((mean.to_numpy() > 0).sum())
     axes.set_title(f"KD - CE, points: KD wins in {wins} of {mean.size} cells")
@@ -476,7 +476,7 @@ def plot_ablation(ablation: pd.DataFrame, gradients: pd.DataFrame | None = None)
     axes.set(
         xlim=(max(0, low - 5), min(100, ablation["accuracy"].max() + 2)),
         xlabel="test accuracy (%)",
-        title=f"the trained teacher, {ablation.attrs.get('epochs', '?')} retraining epochs",
+        title=f"the trained teacher, {ablation.attrs.get('epochs', math.nan):g} retraining epochs",
     )
     axes.invert_yaxis()
     axes.grid(alpha=0.3, axis="x")

@@ -372,16 +372,16 @@ class Experiment:
         retraining_temperature: float | None = None,
         seed: int | None = None,
         teacher_epoch: int | None = None,
-        retraining_epochs: int | None = None,
+        retraining_epochs: float | None = None,
         kd_settings: KDConfig | None = None,
     ) -> Stage:
         """The run-cache stage `pruned_result` computes, without computing anything (`.done` says whether
         it is there): what a sweep submitting jobs checks before submitting one.
 
         `teacher_epoch`: the teacher snapshot (`teacher_snapshots`) that scores (a criterion that needs the
-        teacher) and that KD learns from; None: the trained teacher. `retraining_epochs`: the retraining's length
-        (None: `config.retraining`'s). `kd_settings`: the KD loss of the retraining (None: `config.kd`; a
-        `retraining_temperature` applies to either).
+        teacher) and that KD learns from; None: the trained teacher. `retraining_epochs`: the retraining's length,
+        whole epochs or a fraction of one (None: `config.retraining`'s). `kd_settings`: the
+        KD loss of the retraining (None: `config.kd`; a `retraining_temperature` applies to either).
         """
         seed = self._seed(seed)
         if (retraining_temperature is not None or kd_settings is not None) and not kd:
@@ -389,7 +389,9 @@ class Experiment:
         kd_config = kd_settings or self.config.kd
         kd_config = _with_temperature(kd_config, retraining_temperature, "retraining_temperature") if kd else None
         epochs = self.config.retraining.epochs if retraining_epochs is None else retraining_epochs
-        retraining = replace(self.config.retraining, epochs=epochs)
+        # a fraction of an epoch is one epoch drawing that share of the training split
+        fraction = dict(epochs=1, epoch_fraction=epochs) if epochs < 1 else dict(epochs=epochs)
+        retraining = replace(self.config.retraining, **fraction)
         scores_stage = self.scores_stage(criterion, seed=seed, teacher_epoch=teacher_epoch)
         teacher_epoch = snapshots.checked_epoch(self.config, teacher_epoch) if kd else None
         upstream = [self._student_stage().id, scores_stage.id] + ([self._teacher_stage().id] if kd else [])

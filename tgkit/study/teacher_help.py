@@ -16,8 +16,9 @@ The grid, for each teacher (every snapshot, and the trained teacher), each lengt
     magnitude masks (no teacher at all), retrained E epochs with CE               the first against this
     the same teacher-guided masks, retrained E epochs with KD from that teacher   its worth in retraining: against CE
 
-The ablation, at the trained teacher, the profile's retraining length (`config.retraining.epochs`) and the first
-seed: KD with one ingredient of `config.kd` changed at a time (`ABLATION`: the temperature, alpha, the order of
+A length is whole epochs or a fraction of one (one epoch drawing that share of the training split: the quick
+profile's grid is a fifth of an epoch at most, to fit a laptop's budget). The ablation, at the trained teacher,
+the grid's longest length and the first seed: KD with one ingredient of `config.kd` changed at a time (`ABLATION`: the temperature, alpha, the order of
 normalising and dividing by T, and plain Hinton KD without normalisation as the reference), beside KD as
 configured and CE.
 """
@@ -37,7 +38,8 @@ from tgkit.losses import ORDERS, PLAIN
 from tgkit.scorer import CRITERIA
 from tgkit.study import snapshots
 from tgkit.study.pipeline import Experiment
-from tgkit.train import predict
+from tgkit.train import evaluate, predict
+from tgkit.util.device import stopwatch
 from tgkit.util.progress import progress_bar
 
 TRAINED = "trained"  # the label of the trained teacher (its best-validation epoch), beside "epoch k" of a snapshot
@@ -75,7 +77,7 @@ class HelpRun:
     criterion: str
     teacher_epoch: int | None
     retraining: str
-    epochs: int
+    epochs: float  # whole epochs, or a fraction of one
     seed: int
 
     def kd_settings(self, config: RunConfig) -> KDConfig | None:
@@ -101,7 +103,7 @@ def snapshot_epochs(config: RunConfig) -> list[int]:
 
 
 def plan(config: RunConfig) -> list[HelpRun]:
-    """Every run of the grid, seed by seed, then the ablation's (see the module docstring), each once."""
+    """Every run of the grid, seed by seed, then the ablation's variants (see the module docstring), each once."""
     settings, teachers = config.teacher_help, [*snapshot_epochs(config), None]
     runs = []
     for seed in settings.seeds:
@@ -109,15 +111,14 @@ def plan(config: RunConfig) -> list[HelpRun]:
             runs.append(HelpRun("grid", "magnitude", None, "CE", epochs, seed))
             for teacher in teachers:
                 runs += [HelpRun("grid", "teacher_guided", teacher, kd, epochs, seed) for kd in ("CE", "KD")]
-    epochs, seed = config.retraining.epochs, settings.seeds[0]
-    ablation = [HelpRun("ablation", "teacher_guided", None, kd, epochs, seed) for kd in ("CE", "KD")]
-    ablation += [
+    # the ablation's CE and KD runs are the grid's at the trained teacher, the longest length and the first seed
+    epochs, seed = max(settings.retraining_epochs), settings.seeds[0]
+    ablation = [
         HelpRun("ablation", "teacher_guided", None, name, epochs, seed)
         for name, (_, change) in ABLATION.items()
         if replace(config.kd, **change) != config.kd
     ]
-    grid = {replace(run, part="ablation") for run in runs}
-    return runs + [run for run in ablation if run not in grid]
+    return runs + ablation
 
 
 def teachers(experiment: Experiment) -> pd.DataFrame:
@@ -143,20 +144,34 @@ def label(teacher_epoch: int | None) -> str:
 
 def plan_table(experiment: Experiment, runs: list[HelpRun]) -> pd.DataFrame:
     """The runs of `plan` with whether each is in the run cache, and an estimate of the minutes of the rest: each
-    retraining epoch (and each epoch of teacher-guided scoring) at the seconds per epoch the dense student took
-    (it learned with KD: an upper bound for CE retraining). `attrs["estimated_minutes"]`: their sum."""
+    retraining epoch (or fraction of one) at the training seconds per epoch the dense student took (it learned
+    with KD: an upper bound for CE retraining), each teacher-guided scoring epoch the same, and each run's
+    evaluations (the validation split after every epoch begun, the test split at the end) at the time of one
+    evaluation of the dense student (`evaluation_seconds`). `attrs["estimated_minutes"]`: their sum."""
     config, sparsity = experiment.config, experiment.config.teacher_help.sparsity
+    val_seconds, test_seconds = evaluation_seconds(experiment)
     history = experiment.student_result()["history"]
-    epoch_minutes = statistics.median(epoch["seconds"] for epoch in history) / 60
+    epoch_seconds = statistics.median(epoch["seconds"] for epoch in history)
+    train_seconds = max(epoch_seconds - val_seconds, 0.0)  # an epoch's time includes its validation
     rows = []
     for run in runs:
         done = experiment.pruned_stage(run.criterion, sparsity, **run.options(config)).done
-        rows.append({**asdict(run), "cached": done, "estimated_minutes": 0.0 if done else run.epochs * epoch_minutes})
+        seconds = run.epochs * train_seconds + math.ceil(run.epochs) * val_seconds + test_seconds
+        rows.append({**asdict(run), "cached": done, "estimated_minutes": 0.0 if done else seconds / 60})
     table = pd.DataFrame(rows).astype({"teacher_epoch": "Int64"})
     unscored = [t for t in [*snapshot_epochs(config), None] if not _scored(experiment, t)]
-    table.attrs["scoring_minutes"] = len(unscored) * config.scoring.epochs * epoch_minutes
+    table.attrs["scoring_minutes"] = len(unscored) * config.scoring.epochs * epoch_seconds / 60
     table.attrs["estimated_minutes"] = table["estimated_minutes"].sum() + table.attrs["scoring_minutes"]
     return table
+
+
+def evaluation_seconds(experiment: Experiment) -> tuple[float, float]:
+    """(validation, test): the seconds of one pass of the dense student over each split, timed on the validation
+    split and scaled to the test split's images."""
+    student, data = experiment.student(), experiment.data
+    with stopwatch(experiment.device) as timer:
+        evaluate(student, data, "val", device=experiment.device)
+    return timer.seconds, timer.seconds * len(data.test_y) / len(data.val_y)
 
 
 def _scored(experiment: Experiment, teacher_epoch: int | None) -> bool:
