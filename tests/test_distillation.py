@@ -1,14 +1,15 @@
 """`tgkit.distillation`: the entropy of the teacher's targets and each loss term's share of the gradient, against
 answers known by hand: uniform targets, the authors' order that cancels T, the cross-entropy's gradient
-softmax(z) - onehot(y), and alpha at its ends."""
+softmax(z) - onehot(y), and alpha at its ends; and the loss's variants, one ingredient each."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tgkit.distillation import gradient_shares, target_entropy
+from tgkit.distillation import KD_VARIANTS, gradient_shares, target_entropy
 from tgkit.hparams import KDConfig
 
 TEACHER = torch.tensor([[4.0, 1.0, 0.0, -1.0], [0.0, 3.0, 1.0, 1.0], [2.0, 2.0, 0.0, -2.0]])
@@ -61,3 +62,24 @@ def test_bad_settings_are_refused_as_the_loss_refuses_them():
         target_entropy(TEACHER, 3.0, "sideways")
     with pytest.raises(ValueError, match="temperature must be"):
         gradient_shares(STUDENT, TEACHER, LABELS, KDConfig(temperature=0.0))
+
+
+def test_each_kd_variant_is_a_valid_loss_that_changes_only_its_own_fields():
+    default = KDConfig()
+    for name, (_, change) in KD_VARIANTS.items():
+        variant = replace(default, **change)
+        changed = {
+            field
+            for field in ("alpha", "temperature", "beta", "order")
+            if getattr(variant, field) != getattr(default, field)
+        }
+        assert changed == set(change), name
+    by_ingredient = {}
+    for name, (ingredient, _) in KD_VARIANTS.items():
+        by_ingredient.setdefault(ingredient, []).append(name)
+    assert by_ingredient == {
+        "the temperature": ["T=1", "T=5"],
+        "alpha": ["alpha=0.3"],
+        "the order": ["order=authors"],
+        "the normalisation": ["Hinton (no normalisation)"],
+    }

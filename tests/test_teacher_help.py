@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tgkit import hparams
+from tgkit.distillation import KD_VARIANTS
 from tgkit.hparams import KDConfig
 from tgkit.study import teacher_help
 from tgkit.study.pipeline import Experiment
@@ -31,7 +32,7 @@ def test_the_plan_holds_every_run_of_the_grid_and_the_ablation_once():
                     assert HelpRun("grid", "teacher_guided", teacher, retraining, epochs, seed) in grid
     ablation = [run for run in runs if run.part == "ablation"]
     # CE and KD at the profile's 8 epochs are in the grid already: the ablation adds the five variants only
-    assert [run.retraining for run in ablation] == list(teacher_help.ABLATION)
+    assert [run.retraining for run in ablation] == list(KD_VARIANTS)
     assert {(run.teacher_epoch, run.epochs, run.seed) for run in ablation} == {(None, 8, 0)}
 
 
@@ -39,7 +40,7 @@ def test_the_ablation_retrains_for_the_grids_longest_length_whose_ce_and_kd_runs
     config = replace(SMOKE, teacher_help=replace(SMOKE.teacher_help, retraining_epochs=(0.05, 0.2, 0.1)))
     runs = teacher_help.plan(config)
     ablation = [run for run in runs if run.part == "ablation"]
-    assert [run.retraining for run in ablation] == list(teacher_help.ABLATION)
+    assert [run.retraining for run in ablation] == list(KD_VARIANTS)
     assert {(run.teacher_epoch, run.epochs, run.seed) for run in ablation} == {(None, 0.2, 0)}
     for retraining in ("CE", "KD"):
         assert HelpRun("grid", "teacher_guided", None, retraining, 0.2, 0) in runs

@@ -6,6 +6,8 @@ the gradient each term of the loss carries (notebook 06, "why KD wins or loses")
                                                             each term's share of the gradient on the logits
 
 Both read logits, not networks: compute them once (`train.predict`) and ask about every setting of the loss.
+`KD_VARIANTS`: the loss with one ingredient changed at a time, by the ingredient each changes (notebook 06's
+ablation).
 
 Targets. The student is asked to match p_t = softmax(zt), zt the teacher's tempered logits (`losses.tempered`:
 norm(z) / T in the paper's order, norm(z / T) in the authors', z / T without normalisation). Their entropy
@@ -27,7 +29,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tgkit.hparams import KDConfig
-from tgkit.losses import check_loss_settings, teacher_guided_loss, tempered
+from tgkit.losses import PLAIN, check_loss_settings, teacher_guided_loss, tempered
+
+# variant -> (the ingredient of the KD loss it changes, the fields of `KDConfig` it changes); plain Hinton KD
+# (no logit normalisation: order "plain", beta 0) is the classic reference
+KD_VARIANTS = {
+    "T=1": ("the temperature", {"temperature": 1.0}),
+    "T=5": ("the temperature", {"temperature": 5.0}),
+    "alpha=0.3": ("alpha", {"alpha": 0.3}),
+    "order=authors": ("the order", {"order": "authors"}),
+    "Hinton (no normalisation)": ("the normalisation", {"order": PLAIN, "beta": 0.0}),
+}
 
 
 def target_entropy(teacher_logits: Tensor, temperature: float, order: str = "paper") -> float:

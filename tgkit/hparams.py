@@ -528,9 +528,10 @@ def _quick(dataset: str) -> RunConfig:
         baseline_sweep=(0.90, 0.977),
         temperature_sweep=(0.9841,),
         seeds=(0, 1),
-        # teachers of graded strength from the one training, two seeds, and three retraining lengths in fractions
+        # teachers of graded strength from the one training (epochs 1 and 7: the snapshots between them, around the
+        # learning rate's peak, are all of about one strength), two seeds, three retraining lengths in fractions
         # of an epoch (a twentieth to a fifth: 4 to 17 steps), so that notebook 06 fits 20 minutes of a laptop
-        teacher_help=TeacherHelpConfig(snapshot_epochs=(2, 5), retraining_epochs=(0.05, 0.1, 0.2)),
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(1, 7), retraining_epochs=(0.05, 0.1, 0.2)),
         latency_from_scratch=False,
         colt=_colt(student, training, round_epochs=1, target=0.90),  # a block holds 1/P of the images
     )

@@ -43,6 +43,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from tgkit.distillation import KD_VARIANTS
 from tgkit.report import claims, palette, paper
 from tgkit.report.sweep import nearest_level
 
@@ -226,15 +227,6 @@ def verdicts(grid: pd.DataFrame, *, test_images: int) -> list[str]:
     return sentences
 
 
-INGREDIENTS = {  # the variants of `study.teacher_help.ABLATION`, by the ingredient each changes
-    "temperature": ("T=1", "T=5"),
-    "alpha": ("alpha=0.3",),
-    "order": ("order=authors",),
-    "normalisation": ("Hinton (no normalisation)",),
-}
-NAMES = {"temperature": "the temperature", "alpha": "alpha", "order": "the order", "normalisation": "the normalisation"}
-
-
 def ablation_verdict(
     ablation: pd.DataFrame, sd: float, gradients: pd.DataFrame | None = None, *, test_images: int
 ) -> str:
@@ -247,9 +239,10 @@ def ablation_verdict(
     With a `gradient_table`, the KD term's share of the gradient under that variant is quoted beside the
     configured one's."""
     table = ablation.set_index("setting")
-    present = {
-        ingredient: variants for ingredient, variants in INGREDIENTS.items() if all(v in table.index for v in variants)
-    }
+    present = {}  # ingredient -> its variants in the table
+    for variant, (ingredient, _) in KD_VARIANTS.items():
+        if variant in table.index:
+            present.setdefault(ingredient, []).append(variant)
     if not present:
         return "The ablation has no variant to compare."
     one_seed = math.isnan(sd)
@@ -264,8 +257,7 @@ def ablation_verdict(
     ingredient = max(size, key=size.get)
     variant = max(present[ingredient], key=lambda v: abs(judgements[v]["ours"]))
     head = (
-        f"Of the temperature, alpha, the order and the normalisation, {NAMES[ingredient]} moves accuracy "
-        f"most: {variant} gives {table.loc[variant, 'accuracy']:.2f}% against {kd:.2f}% for KD as configured and "
+        f"Of {_listed(list(present))}, {ingredient} moves accuracy most: {variant} gives {table.loc[variant, 'accuracy']:.2f}% against {kd:.2f}% for KD as configured and "
         f"{table.loc['CE', 'accuracy']:.2f}% for CE, {variant} against KD as configured: "
         f"{_words(judgements[variant], one_seed=one_seed)}."
     )
@@ -284,9 +276,8 @@ def ablation_verdict(
             f"errors of KD as configured."
         )
     else:
-        names = [NAMES[i] for i in deciding]
-        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-        head += f" {listed[0].upper()}{listed[1:]} {'decides' if len(names) == 1 else 'decide'} at this scale."
+        listed = _listed(deciding)
+        head += f" {listed[0].upper()}{listed[1:]} {'decides' if len(deciding) == 1 else 'decide'} at this scale."
     if gradients is not None:
         shares = gradients[gradients["teacher"] == TRAINED].drop_duplicates("retraining").set_index("retraining")
         if variant in shares.index:
@@ -295,6 +286,11 @@ def ablation_verdict(
                 f"{shares.loc[variant, 'kd_share']:.0%} under {variant}."
             )
     return head
+
+
+def _listed(names: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def paper_claim(dataset: str, sparsity: float) -> pd.DataFrame | None:

@@ -18,9 +18,9 @@ The grid, for each teacher (every snapshot, and the trained teacher), each lengt
 
 A length is whole epochs or a fraction of one (one epoch drawing that share of the training split: the quick
 profile's grid is a fifth of an epoch at most, to fit a laptop's budget). The ablation, at the trained teacher,
-the grid's longest length and the first seed: KD with one ingredient of `config.kd` changed at a time (`ABLATION`: the temperature, alpha, the order of
-normalising and dividing by T, and plain Hinton KD without normalisation as the reference), beside KD as
-configured and CE.
+the grid's longest length and the first seed: KD with one ingredient of `config.kd` changed at a time
+(`distillation.KD_VARIANTS`: the temperature, alpha, the order of normalising and dividing by T, and plain Hinton
+KD without normalisation as the reference), beside KD as configured and CE.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 import pandas as pd
 
 from tgkit import distillation, mask_analysis, masker
+from tgkit.distillation import KD_VARIANTS
 from tgkit.hparams import KDConfig, RunConfig
 from tgkit.losses import ORDERS, PLAIN
 from tgkit.scorer import CRITERIA
@@ -43,14 +44,6 @@ from tgkit.util.device import stopwatch
 from tgkit.util.progress import progress_bar
 
 TRAINED = "trained"  # the label of the trained teacher (its best-validation epoch), beside "epoch k" of a snapshot
-# one ingredient of the KD loss changed at a time: (the ingredient, the fields of `config.kd` it changes)
-ABLATION = {
-    "T=1": ("temperature", {"temperature": 1.0}),
-    "T=5": ("temperature", {"temperature": 5.0}),
-    "alpha=0.3": ("alpha", {"alpha": 0.3}),
-    "order=authors": ("order", {"order": "authors"}),
-    "Hinton (no normalisation)": ("normalisation", {"order": PLAIN, "beta": 0.0}),
-}
 ENTROPY_TEMPERATURES = (1.0, 2.0, 3.0, 5.0)
 COLUMNS = (
     "part",
@@ -71,7 +64,7 @@ COLUMNS = (
 class HelpRun:
     """One pruned-and-retrained student. `teacher_epoch`: the snapshot that scores and distils (None: the trained
     teacher; for magnitude masks with CE, no teacher at all). `retraining`: "CE", "KD" (`config.kd`) or a
-    variant of `ABLATION`."""
+    variant of `distillation.KD_VARIANTS`."""
 
     part: str  # "grid" or "ablation"
     criterion: str
@@ -83,7 +76,7 @@ class HelpRun:
     def kd_settings(self, config: RunConfig) -> KDConfig | None:
         if self.retraining == "CE":
             return None
-        return replace(config.kd, **(ABLATION[self.retraining][1] if self.retraining in ABLATION else {}))
+        return replace(config.kd, **(KD_VARIANTS[self.retraining][1] if self.retraining in KD_VARIANTS else {}))
 
     def options(self, config: RunConfig) -> dict:
         """The keyword arguments of `Experiment.pruned_result` and `pruned_stage` for this run."""
@@ -115,7 +108,7 @@ def plan(config: RunConfig) -> list[HelpRun]:
     epochs, seed = max(settings.retraining_epochs), settings.seeds[0]
     ablation = [
         HelpRun("ablation", "teacher_guided", None, name, epochs, seed)
-        for name, (_, change) in ABLATION.items()
+        for name, (_, change) in KD_VARIANTS.items()
         if replace(config.kd, **change) != config.kd
     ]
     return runs + ablation
@@ -181,7 +174,7 @@ def _scored(experiment: Experiment, teacher_epoch: int | None) -> bool:
 def run_grid(experiment: Experiment, runs: list[HelpRun], *, progress: bool = True) -> pd.DataFrame:
     """Run (or read from the run cache) every run; one row per run. Columns (`COLUMNS`): part, method (the
     criterion's label), teacher (`label`; "none" for magnitude masks retrained with CE), teacher_accuracy (its
-    test accuracy; NaN for none), retraining ("CE", "KD" or an `ABLATION` variant), epochs, seed, test_accuracy,
+    test accuracy; NaN for none), retraining ("CE", "KD" or a `distillation.KD_VARIANTS` variant), epochs, seed, test_accuracy,
     sparsity_all, minutes (of the stage, as the run cache timed it), cached."""
     config, accuracy = experiment.config, teachers(experiment).set_index("teacher")["test_accuracy"]
     rows = []
@@ -266,12 +259,12 @@ def entropy_table(experiment: Experiment, temperatures: tuple[float, ...] = ENTR
 def gradient_table(experiment: Experiment) -> pd.DataFrame:
     """Each loss term's share of the gradient on the student's logits (`distillation.gradient_shares`), where
     retraining starts: the dense student under each teacher's teacher-guided mask, before any retraining, on the
-    validation split. One row per teacher with `config.kd` (part "grid"), and per `ABLATION` variant at the
+    validation split. One row per teacher with `config.kd` (part "grid"), and per `distillation.KD_VARIANTS` variant at the
     trained teacher (part "ablation"). Columns: part, teacher, retraining, alpha, temperature, order, beta,
     kd_share, cosine, kd_norm, ce_norm."""
     config, models = experiment.config, _teacher_models(experiment)
     settings = [("grid", teacher, "KD", config.kd) for teacher in models]
-    settings += [("ablation", TRAINED, name, replace(config.kd, **change)) for name, (_, change) in ABLATION.items()]
+    settings += [("ablation", TRAINED, name, replace(config.kd, **change)) for name, (_, change) in KD_VARIANTS.items()]
     dense = experiment.student()  # read once: each teacher's mask prunes a copy of it
     logits = {
         teacher: _logits_before_retraining(experiment, dense, teacher, model) for teacher, model in models.items()
