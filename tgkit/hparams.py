@@ -256,9 +256,9 @@ class TeacherHelpConfig:
         epochs past `RunConfig.teacher_training.epochs` are left out (a shortened training keeps fewer).
     The grid: at `sparsity` (over all weights) the dense student is pruned by the scores of each teacher (every
     snapshot and the trained teacher) and by magnitude, and retrained for each length of `retraining_epochs`
-    (whole epochs, or a fraction of one: one epoch drawing that share of the split), with KD from that teacher and with CE alone,
-    once per seed of `seeds`. The ablation of the KD loss retrains for the longest length, at the strongest
-    teacher, with the first seed.
+    (whole epochs, or a fraction of one: one epoch drawing that share of the split), with KD from that teacher
+    and with CE alone, once per seed of `seeds`. The ablation of the KD loss retrains for the longest length,
+    at the strongest teacher, with the first seed.
     """
 
     snapshot_epochs: tuple[int, ...] | None = None

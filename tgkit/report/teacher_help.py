@@ -221,7 +221,8 @@ def verdicts(grid: pd.DataFrame, *, test_images: int) -> list[str]:
         )
     if len(lengths) > 1:
         sentences.append(
-            f"Longer retraining raises KD - CE, what KD retraining gains over CE ({lengths[-1]:g} epochs against {lengths[0]:g}): "
+            f"Longer retraining raises KD - CE, what KD retraining gains over CE ({lengths[-1]:g} epochs against "
+            f"{lengths[0]:g}): "
             f"{_words(moved('epochs', lengths[-1], lengths[0]), one_seed=one_seed)}."
         )
     return sentences
@@ -257,7 +258,8 @@ def ablation_verdict(
     ingredient = max(size, key=size.get)
     variant = max(present[ingredient], key=lambda v: abs(judgements[v]["ours"]))
     head = (
-        f"Of {_listed(list(present))}, {ingredient} moves accuracy most: {variant} gives {table.loc[variant, 'accuracy']:.2f}% against {kd:.2f}% for KD as configured and "
+        f"Of {_listed(list(present))}, {ingredient} moves accuracy most: {variant} gives "
+        f"{table.loc[variant, 'accuracy']:.2f}% against {kd:.2f}% for KD as configured and "
         f"{table.loc['CE', 'accuracy']:.2f}% for CE, {variant} against KD as configured: "
         f"{_words(judgements[variant], one_seed=one_seed)}."
     )
