@@ -157,6 +157,7 @@ def tiny_config():
         (lambda e: e.pruned_result("teacher_guided", 0.9, kd=False, kd_settings=KDConfig()), "pass kd=True"),
         (lambda e: e.pruned_result("teacher_guided", 0.9, kd_settings=KDConfig(order="x")), "order must be"),
         (lambda e: e.pruned_result("teacher_guided", 0.9, retraining_epochs=0), "epochs takes a whole number"),
+        (lambda e: e.pruned_result("teacher_guided", 0.9, retraining_epochs=1.5), "epochs takes a whole number"),
         (lambda e: e.scores("teacher_guided", teacher_epoch=1), "teacher_epoch 1"),
     ],
 )

@@ -390,7 +390,7 @@ class Experiment:
         kd_config = _with_temperature(kd_config, retraining_temperature, "retraining_temperature") if kd else None
         epochs = self.config.retraining.epochs if retraining_epochs is None else retraining_epochs
         # a fraction of an epoch is one epoch drawing that share of the training split
-        fraction = dict(epochs=1, epoch_fraction=epochs) if epochs < 1 else dict(epochs=epochs)
+        fraction = dict(epochs=1, epoch_fraction=epochs) if 0 < epochs < 1 else dict(epochs=epochs)
         retraining = replace(self.config.retraining, **fraction)
         scores_stage = self.scores_stage(criterion, seed=seed, teacher_epoch=teacher_epoch)
         teacher_epoch = snapshots.checked_epoch(self.config, teacher_epoch) if kd else None
