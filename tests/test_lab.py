@@ -185,7 +185,9 @@ def test_notebook_02_in_jupyterlab_draws_moves_and_survives_a_reload(lab, browse
     assert base64.b64decode(first.split(",", 1)[1])[:4] == b"\x89PNG"
     assert not any(broken in page_text(browser) for broken in BROKEN_WIDGET)
 
-    slider.click()
+    # centred, not clicked: at the viewport's top edge the notebook's toolbar (its cell-type <select>) lies over
+    # the handle and takes the click; sending keys focuses the handle by itself
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", slider)
     slider.send_keys(Keys.ARROW_RIGHT * 3)  # three steps of 0.01: the masks are recomputed, the figure redrawn
     moved = wait_for(
         lambda: explorer_image(browser) not in ("", first) and explorer_image(browser),
