@@ -49,6 +49,21 @@ def test_the_float32_round_trip_is_exact(tmp_path, conv_sparsity):
         assert torch.equal(loaded(images), model(images))
 
 
+@pytest.mark.parametrize("in_channels", [3, 1])
+def test_an_airbench_student_round_trips_with_its_fitted_whitening(tmp_path, in_channels):
+    """The header names the image's channels, not the 8c whitened ones that the first nn.Conv2d sees."""
+    images = torch.randn(8, in_channels, 32, 32)
+    model = models.build_model("airbench", 10, in_channels=in_channels, width=4).eval()
+    model.whiten.fit(images)
+    masks = {name: torch.rand_like(p) >= 0.9 for name, p in masker.prunable_parameters(model).items()}
+    model, spec = masker.apply_masks(model, masks), export.model_spec(model, "airbench", 4)
+    assert spec["in_channels"] == in_channels
+    loaded = export.load_sparse(export.export_sparse(model, tmp_path / "student.safetensors", spec))
+    assert bool(loaded.whiten.fitted)
+    with torch.no_grad():
+        assert torch.equal(loaded(images), model(images))
+
+
 @pytest.mark.parametrize(("conv_sparsity", "largest_share"), [(0.9, 0.20), (0.98, 0.06)])
 def test_the_export_is_a_small_share_of_the_dense_state_dict(tmp_path, conv_sparsity, largest_share):
     model, spec = pruned_resnet(conv_sparsity)

@@ -112,7 +112,7 @@ class PatchWhitening(nn.Module):
 
     def __init__(self, in_channels: int, eps: float = 5e-4):
         super().__init__()
-        d = 4 * in_channels
+        self.in_channels, d = in_channels, 4 * in_channels
         picks = torch.eye(d).view(d, in_channels, 2, 2)
         self.register_buffer("weight", torch.cat((picks, -picks)))
         self.register_buffer("fitted", torch.tensor(False))  # in the state dict: a trained network is never refitted
@@ -261,6 +261,15 @@ def logits_of(output: object) -> Tensor:
 def whitening_layers(model: nn.Module) -> list[PatchWhitening]:
     """The patch-whitening layers of `model` (airbench has one): `train.fit` sets them from the data."""
     return [module for module in model.modules() if isinstance(module, PatchWhitening)]
+
+
+def in_channels_of(model: nn.Module) -> int:
+    """The image channels the model takes: those of its first convolution, the whitening one included (an
+    airbench network's first `nn.Conv2d` sees the whitening's 8c outputs, not the image's c channels)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, PatchWhitening)):
+            return module.in_channels
+    raise InputError("the model has no convolution to read its input channels from")
 
 
 def num_classes_of(model: nn.Module) -> int:

@@ -141,12 +141,11 @@ def decode(name: str, encoding: str, shape: list[int], dtype: torch.dtype, parts
 
 def model_spec(model: nn.Module, arch: str, width: int) -> dict:
     """What `models.build_model` needs to rebuild `model`: its architecture, width, classes, input channels."""
-    first_conv = next(module for module in model.modules() if isinstance(module, nn.Conv2d))
     return {
         "arch": arch,
         "width": width,
         "num_classes": models.num_classes_of(model),
-        "in_channels": first_conv.in_channels,
+        "in_channels": models.in_channels_of(model),
     }
 
 
