@@ -12,7 +12,7 @@ import torch
 from conftest import make_tree, require_dataset, save_image, stage_folders
 from tgkit import hparams, masker
 from tgkit.data import Augment
-from tgkit.hparams import KDConfig, ModelSpec, RetrainConfig, ScoringConfig, TrainConfig
+from tgkit.hparams import KDConfig, RetrainConfig, ScoringConfig, TrainConfig
 from tgkit.study import cli, runcache
 from tgkit.study.pipeline import Experiment
 from tgkit.util import checkpoint
@@ -101,17 +101,17 @@ def test_cli_prints_the_summary_table(runs_dir, capsys, tmp_path):
 
 @pytest.mark.data
 def test_cifar10_teacher_guided_beats_random_at_90_percent(tmp_path):
-    """Real data, short training: the teacher-guided mask keeps what matters, a random one does not."""
+    """Real data, the quick profile's networks and recipe on a tenth of the images for a few epochs: the
+    teacher-guided mask keeps what matters, a random one does not."""
     require_dataset("cifar10")
-    fast = TrainConfig(epochs=4, batch_size=128, lr=0.1)
+    short = hparams.cpu_recipe(epochs=4, batch_size=128)
     config = replace(
         hparams.profile("quick"),
         train_subset=5000,
-        teacher=ModelSpec("resnet10", 16),
-        student=ModelSpec("resnet10", 16),
-        teacher_training=fast,
-        student_training=fast,
-        retraining=RetrainConfig(epochs=1, batch_size=128, lr=0.02),
+        test_subset=2000,
+        teacher_training=short,
+        student_training=short,
+        retraining=hparams.cpu_recipe(epochs=1, kind=RetrainConfig, batch_size=128, lr=0.4),
         scoring=ScoringConfig(epochs=1),
     )
     experiment = Experiment(config, runs_dir=tmp_path, device="cpu", progress=False)

@@ -16,7 +16,7 @@ from tgkit.study import teacher_help
 from tgkit.study.pipeline import Experiment
 from tgkit.study.teacher_help import HelpRun
 
-SMOKE = hparams.profile("smoke")  # snapshots (3, 5) of 12 epochs, lengths (2, 4, 8), seeds (0, 1); retraining 8
+SMOKE = hparams.profile("smoke")  # snapshots (3, 5) of 12 epochs, lengths (1, 2, 4), seeds (0, 1); retraining 4
 
 
 def test_the_plan_holds_every_run_of_the_grid_and_the_ablation_once():
@@ -25,15 +25,15 @@ def test_the_plan_holds_every_run_of_the_grid_and_the_ablation_once():
     grid = [run for run in runs if run.part == "grid"]
     assert len(grid) == 2 * 3 * (1 + 3 * 2)  # seeds x lengths x (magnitude CE + three teachers with CE and KD)
     for seed in (0, 1):
-        for epochs in (2, 4, 8):
+        for epochs in (1, 2, 4):
             assert HelpRun("grid", "magnitude", None, "CE", epochs, seed) in grid
             for teacher in (3, 5, None):
                 for retraining in ("CE", "KD"):
                     assert HelpRun("grid", "teacher_guided", teacher, retraining, epochs, seed) in grid
     ablation = [run for run in runs if run.part == "ablation"]
-    # CE and KD at the profile's 8 epochs are in the grid already: the ablation adds the five variants only
+    # CE and KD at the profile's 4 epochs are in the grid already: the ablation adds the five variants only
     assert [run.retraining for run in ablation] == list(KD_VARIANTS)
-    assert {(run.teacher_epoch, run.epochs, run.seed) for run in ablation} == {(None, 8, 0)}
+    assert {(run.teacher_epoch, run.epochs, run.seed) for run in ablation} == {(None, 4, 0)}
 
 
 def test_the_ablation_retrains_for_the_grids_longest_length_whose_ce_and_kd_runs_it_shares():
@@ -62,9 +62,9 @@ def test_each_run_names_its_teacher_length_seed_and_loss():
     ce = HelpRun("grid", "teacher_guided", 3, "CE", 4, 1).options(SMOKE)
     assert ce == dict(kd=False, seed=1, teacher_epoch=3, retraining_epochs=4, kd_settings=None)
     assert HelpRun("grid", "teacher_guided", None, "KD", 2, 0).options(SMOKE)["kd_settings"] == SMOKE.kd
-    hinton = HelpRun("ablation", "teacher_guided", None, "Hinton (no normalisation)", 8, 0).kd_settings(SMOKE)
+    hinton = HelpRun("ablation", "teacher_guided", None, "Hinton (no normalisation)", 4, 0).kd_settings(SMOKE)
     assert (hinton.order, hinton.beta, hinton.alpha, hinton.temperature) == ("plain", 0.0, SMOKE.kd.alpha, 3.0)
-    assert HelpRun("ablation", "teacher_guided", None, "alpha=0.3", 8, 0).kd_settings(SMOKE).alpha == 0.3
+    assert HelpRun("ablation", "teacher_guided", None, "alpha=0.3", 4, 0).kd_settings(SMOKE).alpha == 0.3
 
 
 class PlannedExperiment:
@@ -134,4 +134,4 @@ def test_run_grid_makes_one_row_per_run_with_its_teacher(monkeypatch):
     guided = grid[grid["method"] == "teacher-guided"].drop_duplicates("teacher").set_index("teacher")
     assert guided["teacher_accuracy"].to_dict() == {"epoch 3": 0.6, "epoch 5": 0.9, "trained": 0.97}
     first = grid.iloc[0]
-    assert (first["epochs"], first["test_accuracy"], first["minutes"]) == (2, 0.52, 0.5)
+    assert (first["epochs"], first["test_accuracy"], first["minutes"]) == (1, 0.51, 0.5)

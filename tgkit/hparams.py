@@ -486,13 +486,13 @@ def _smoke(dataset: str) -> RunConfig:
         student=student,
         teacher_training=replace(training),
         student_training=replace(training),
-        retraining=RetrainConfig(epochs=8, batch_size=64, lr=0.05),
+        retraining=RetrainConfig(epochs=4, batch_size=64, lr=0.05),
         scoring=ScoringConfig(epochs=3, batch_size=64),
         sparsities=(0.90, 0.95),
         sweep=(0.5, 0.9, 0.95),
         seeds=(0, 1),
         # teachers of about 60% and 90% beside the trained one (98%) and the dense student (95%)
-        teacher_help=TeacherHelpConfig(snapshot_epochs=(3, 5), sparsity=0.95, retraining_epochs=(2, 4, 8)),
+        teacher_help=TeacherHelpConfig(snapshot_epochs=(3, 5), sparsity=0.95, retraining_epochs=(1, 2, 4)),
         deployment=DeploymentConfig(
             sparsities=(0.5, 0.9, 0.98), batch_sizes=(1, 32), min_run_time=0.02, layer_min_run_time=0.005
         ),
