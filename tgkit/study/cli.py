@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(hparams.PROFILES),
         default="smoke",
         help="smoke: digits on a CPU in a minute (its epochs are sized for digits' 1,438 images: on a larger "
-        "dataset use quick, or --set the epochs); quick: a CIFAR-10 subset for a laptop's CPU (the README gives its minutes); fast: the paper's "
+        "dataset use quick, or --set the epochs); quick: CIFAR-10 on a laptop's CPU, the airbench recipe (the README gives its minutes); fast: the paper's "
         "networks in minutes of a GPU; full: paper scale, for a GPU (default: %(default)s)",
     )
     run.add_argument(
